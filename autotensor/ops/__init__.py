@@ -1,0 +1,203 @@
+"""The public op functions (also reachable as `at.<name>` and as Tensor methods).
+
+Primitives are `Function` classes in elementwise.py, reduce.py and movement.py. The functions
+below either apply one primitive or compose several; composites get their gradient from the
+tape and have no backward of their own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..tensor import Tensor
+from .elementwise import (Abs, Add, AsType, Clip, Div, Exp, Log, MatMul, Maximum, Minimum, Mul,
+                          Neg, Pow, Relu, Sigmoid, Sqrt, Sub, Tanh, Where)
+from .movement import Concatenate, GetItem, Pad, Reshape, Stack, Transpose
+from .reduce import Max, Min, Sum, normalize_axes
+
+# The differentiable public ops; tests/test_ops_gradcheck.py must hold a row for each.
+__all__ = [
+    "add", "sub", "mul", "div", "pow", "matmul", "neg", "abs", "exp", "log", "sqrt", "tanh",
+    "sigmoid", "relu", "clip", "maximum", "minimum", "where", "sum", "mean", "var", "max", "min",
+    "reshape", "transpose", "flatten", "getitem", "concatenate", "stack", "pad", "softmax",
+    "log_softmax", "logsumexp", "astype",
+]
+
+
+def add(x, y):
+    return Add.apply(x, y)
+
+
+def sub(x, y):
+    return Sub.apply(x, y)
+
+
+def mul(x, y):
+    return Mul.apply(x, y)
+
+
+def div(x, y):
+    return Div.apply(x, y)
+
+
+def pow(x, y):  # noqa: A001 (mirrors the operator name, as numpy does)
+    return Pow.apply(x, y)
+
+
+def matmul(x, y):
+    return MatMul.apply(x, y)
+
+
+def neg(x):
+    return Neg.apply(x)
+
+
+def abs(x):  # noqa: A001
+    return Abs.apply(x)
+
+
+def exp(x):
+    return Exp.apply(x)
+
+
+def log(x):
+    return Log.apply(x)
+
+
+def sqrt(x):
+    return Sqrt.apply(x)
+
+
+def tanh(x):
+    return Tanh.apply(x)
+
+
+def sigmoid(x):
+    return Sigmoid.apply(x)
+
+
+def relu(x):
+    return Relu.apply(x)
+
+
+def clip(x, lo=None, hi=None):
+    if lo is None and hi is None:
+        raise ValueError("clip needs lo, hi or both")
+    return Clip.apply(x, lo=lo, hi=hi)
+
+
+def maximum(x, y):
+    return Maximum.apply(x, y)
+
+
+def minimum(x, y):
+    return Minimum.apply(x, y)
+
+
+def where(cond, x, y):
+    """x where `cond` (bool array or tensor) else y."""
+    return Where.apply(cond, x, y)
+
+
+def sum(x, axis=None, keepdims=False):  # noqa: A001
+    return Sum.apply(x, axis=axis, keepdims=keepdims)
+
+
+def max(x, axis=None, keepdims=False):  # noqa: A001
+    return Max.apply(x, axis=axis, keepdims=keepdims)
+
+
+def min(x, axis=None, keepdims=False):  # noqa: A001
+    return Min.apply(x, axis=axis, keepdims=keepdims)
+
+
+def mean(x, axis=None, keepdims=False):
+    """sum(x) / n over the axes."""
+    x = _tensor(x)
+    n = int(np.prod([x.shape[a] for a in normalize_axes(axis, x.ndim)]))
+    return sum(x, axis, keepdims) * (1.0 / n)
+
+
+def var(x, axis=None, keepdims=False):
+    """Biased variance mean((x - mean(x))**2), as batch norm and the course use (ddof=0)."""
+    x = _tensor(x)
+    d = x - mean(x, axis, keepdims=True)
+    return mean(d * d, axis, keepdims)
+
+
+def reshape(x, *shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return Reshape.apply(x, shape=shape)
+
+
+def transpose(x, *axes):
+    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        axes = tuple(axes[0])
+    if axes:
+        axes = normalize_axes_order(axes, _tensor(x).ndim)
+    return Transpose.apply(x, axes=axes or None)
+
+
+def normalize_axes_order(axes, ndim):
+    """A permutation of range(ndim), negative axes allowed; clear error otherwise."""
+    perm = tuple(int(a) % ndim if -ndim <= a < ndim else -1 for a in axes)
+    if sorted(perm) != list(range(ndim)):
+        raise ValueError(f"transpose axes {tuple(axes)} are not a permutation of {ndim} axes")
+    return perm
+
+
+def flatten(x, start_dim=0):
+    """Merge the axes from `start_dim` on into one; flatten(x, 1) maps (N, ...) to (N, D)."""
+    x = _tensor(x)
+    return reshape(x, x.shape[:start_dim] + (-1,))
+
+
+def getitem(x, index):
+    if isinstance(index, Tensor):
+        index = index.data
+    elif isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return GetItem.apply(x, index=index)
+
+
+def concatenate(tensors, axis=0):
+    return Concatenate.apply(*tensors, axis=axis)
+
+
+def stack(tensors, axis=0):
+    return Stack.apply(*tensors, axis=axis)
+
+
+def pad(x, pad_width, value=0.0):
+    """Constant padding; `pad_width` as in np.pad (int, (before, after), or per axis)."""
+    return Pad.apply(x, pad_width=pad_width, value=value)
+
+
+def logsumexp(x, axis=-1, keepdims=False):
+    """log(sum(exp(x))) along `axis`, stable for logits of any size."""
+    x = _tensor(x)
+    # NOTE: shifting by the (constant) max keeps exp() finite; the shift cancels in the
+    # gradient, so treating it as a constant is exact.
+    shift = np.max(x.data, axis=axis, keepdims=True)
+    shift = np.where(np.isfinite(shift), shift, 0)
+    out = log(sum(exp(x - shift), axis, keepdims=True)) + shift
+    return out if keepdims else reshape(out, np.squeeze(out.data, axis).shape)
+
+
+def log_softmax(x, axis=-1):
+    """x - logsumexp(x): log-probabilities along `axis`, stable for logits of +-1000."""
+    return x - logsumexp(x, axis, keepdims=True)
+
+
+def softmax(x, axis=-1):
+    """exp(log_softmax(x)): probabilities along `axis`."""
+    return exp(log_softmax(x, axis))
+
+
+def astype(x, dtype):
+    return AsType.apply(x, dtype=np.dtype(dtype))
+
+
+def _tensor(x):
+    return x if isinstance(x, Tensor) else Tensor(x)

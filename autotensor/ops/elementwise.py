@@ -1,0 +1,265 @@
+"""Elementwise primitives: each op's forward and backward side by side.
+
+Binary ops broadcast like numpy; the engine sums each gradient back to its input's shape.
+Backward rules never modify `g` in place (it may be shared with other edges).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..function import Function
+
+# ---- binary ------------------------------------------------------------------------------------
+
+
+class Add(Function):
+    """z = x + y"""
+
+    def forward(self, x, y):
+        return x + y
+
+    def backward(self, g):
+        return g, g
+
+
+class Sub(Function):
+    """z = x - y  (a primitive, not x + (-y): one node instead of two on a hot path)"""
+
+    def forward(self, x, y):
+        return x - y
+
+    def backward(self, g):
+        return g, -g
+
+
+class Mul(Function):
+    """z = x * y"""
+
+    def forward(self, x, y):
+        self.saved = (x, y)
+        return x * y
+
+    def backward(self, g):
+        x, y = self.saved
+        return g * y, g * x
+
+
+class Div(Function):
+    """z = x / y  (a primitive: one node instead of x * y**-1)"""
+
+    def forward(self, x, y):
+        out = x / y
+        self.saved = (y, out)
+        return out
+
+    def backward(self, g):
+        y, out = self.saved
+        gx = g / y
+        return gx, -gx * out          # d(x/y)/dy = -x/y**2 = -(1/y) * out
+
+
+class Pow(Function):
+    """z = x ** y  (y a number or a tensor)"""
+
+    def forward(self, x, y):
+        out = x ** y
+        self.saved = (x, y, out)
+        return out
+
+    def backward(self, g):
+        x, y = self.saved[:2]
+        gx = g * y * x ** (y - 1) if self.needs_grad(0) else None
+        # NOTE: d/dy = out * log(x), defined for x > 0 only; x <= 0 gives nan, as in PyTorch.
+        gy = g * self.saved[2] * np.log(x) if self.needs_grad(1) else None
+        return gx, gy
+
+
+class MatMul(Function):
+    """z = x @ y  (numpy matmul semantics: 1-D operands, batched stacks with broadcasting)"""
+
+    def forward(self, x, y):
+        self.saved = (x, y)
+        return x @ y
+
+    def backward(self, g):
+        x, y = self.saved
+        if x.ndim == 1 and y.ndim == 1:                   # dot product
+            return g * y, g * x
+        # Promote 1-D operands to matrices so one pair of formulas covers every case.
+        x2 = x[None, :] if x.ndim == 1 else x
+        y2 = y[:, None] if y.ndim == 1 else y
+        g2 = g
+        if x.ndim == 1:
+            g2 = np.expand_dims(g2, -2)
+        if y.ndim == 1:
+            g2 = np.expand_dims(g2, -1)
+        gx = g2 @ np.swapaxes(y2, -1, -2) if self.needs_grad(0) else None
+        gy = np.swapaxes(x2, -1, -2) @ g2 if self.needs_grad(1) else None
+        if gx is not None and x.ndim == 1:
+            gx = gx[..., 0, :]
+        if gy is not None and y.ndim == 1:
+            gy = gy[..., 0]
+        return gx, gy
+
+
+class Maximum(Function):
+    """z = max(x, y) elementwise. NOTE: on ties the gradient goes to x (the first argument)."""
+
+    def forward(self, x, y):
+        self.saved = x >= y
+        return np.maximum(x, y)
+
+    def backward(self, g):
+        x_wins = self.saved
+        return g * x_wins, g * ~x_wins
+
+
+class Minimum(Function):
+    """z = min(x, y) elementwise. NOTE: on ties the gradient goes to x (the first argument)."""
+
+    def forward(self, x, y):
+        self.saved = x <= y
+        return np.minimum(x, y)
+
+    def backward(self, g):
+        x_wins = self.saved
+        return g * x_wins, g * ~x_wins
+
+
+class Where(Function):
+    """z = x where cond else y  (cond is not differentiable)"""
+
+    def forward(self, cond, x, y):
+        cond = np.asarray(cond, dtype=bool)
+        self.saved = cond
+        return np.where(cond, x, y)
+
+    def backward(self, g):
+        cond = self.saved
+        return None, g * cond, g * ~cond
+
+
+# ---- unary -------------------------------------------------------------------------------------
+
+
+class Neg(Function):
+    """z = -x"""
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, g):
+        return -g
+
+
+class Abs(Function):
+    """z = |x|. NOTE: the subgradient at 0 is 0 (np.sign)."""
+
+    def forward(self, x):
+        self.saved = x
+        return np.abs(x)
+
+    def backward(self, g):
+        return g * np.sign(self.saved)
+
+
+class Exp(Function):
+    """z = e**x  (saves the output: dz/dx = z)"""
+
+    def forward(self, x):
+        out = np.exp(x)
+        self.saved = out
+        return out
+
+    def backward(self, g):
+        return g * self.saved
+
+
+class Log(Function):
+    """z = ln(x)"""
+
+    def forward(self, x):
+        self.saved = x
+        return np.log(x)
+
+    def backward(self, g):
+        return g / self.saved
+
+
+class Sqrt(Function):
+    """z = sqrt(x)  (saves the output: dz/dx = 1 / (2z))"""
+
+    def forward(self, x):
+        out = np.sqrt(x)
+        self.saved = out
+        return out
+
+    def backward(self, g):
+        return g / (2 * self.saved)
+
+
+class Tanh(Function):
+    """z = tanh(x)  (saves the output: dz/dx = 1 - z**2)"""
+
+    def forward(self, x):
+        out = np.tanh(x)
+        self.saved = out
+        return out
+
+    def backward(self, g):
+        out = self.saved
+        return g * (1 - out * out)
+
+
+class Sigmoid(Function):
+    """z = 1 / (1 + e**-x)  (saves the output: dz/dx = z (1 - z))"""
+
+    def forward(self, x):
+        # NOTE: exp(-logaddexp(0, -x)) never overflows, unlike 1 / (1 + exp(-x)) for x << 0.
+        out = np.exp(-np.logaddexp(0, -x))
+        self.saved = out
+        return out
+
+    def backward(self, g):
+        out = self.saved
+        return g * out * (1 - out)
+
+
+class Relu(Function):
+    """z = max(x, 0). NOTE: the subgradient at 0 is 0, as in PyTorch and the course."""
+
+    def forward(self, x):
+        out = np.maximum(x, 0)
+        self.saved = out
+        return out
+
+    def backward(self, g):
+        return g * (self.saved > 0)
+
+
+class Clip(Function):
+    """z = min(max(x, lo), hi). NOTE: gradient 1 inside [lo, hi] including the bounds."""
+
+    def forward(self, x, lo=None, hi=None):
+        inside = np.ones(x.shape, dtype=bool)
+        if lo is not None:
+            inside &= x >= lo
+        if hi is not None:
+            inside &= x <= hi
+        self.saved = inside
+        return np.clip(x, lo, hi)
+
+    def backward(self, g):
+        return g * self.saved
+
+
+class AsType(Function):
+    """z = x converted to `dtype`; the gradient is converted back."""
+
+    def forward(self, x, dtype):
+        self.saved = x.dtype
+        return x.astype(dtype)
+
+    def backward(self, g):
+        return g.astype(self.saved)

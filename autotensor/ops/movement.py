@@ -1,0 +1,112 @@
+"""Ops that move, select or join elements without arithmetic."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..function import Function
+
+
+class Reshape(Function):
+    """z = x viewed with a new shape"""
+
+    def forward(self, x, shape):
+        self.in_shape = x.shape
+        try:
+            return x.reshape(shape)
+        except ValueError:
+            raise ValueError(f"cannot reshape {x.shape} ({x.size} elements) into {shape}") \
+                from None
+
+    def backward(self, g):
+        return g.reshape(self.in_shape)
+
+
+class Transpose(Function):
+    """z = x with its axes permuted (reversed when `axes` is None)"""
+
+    def forward(self, x, axes=None):
+        self.axes = tuple(reversed(range(x.ndim))) if axes is None else axes
+        return x.transpose(self.axes)
+
+    def backward(self, g):
+        return g.transpose(np.argsort(self.axes))
+
+
+class GetItem(Function):
+    """z = x[index]  (slices, ints, None, Ellipsis, int arrays, boolean masks).
+
+    Repeated integer indices accumulate in backward (np.add.at), as a sum should.
+    """
+
+    def forward(self, x, index):
+        self.index = index
+        self.in_shape = x.shape
+        self.in_dtype = x.dtype
+        return x[index]
+
+    def backward(self, g):
+        gx = np.zeros(self.in_shape, dtype=np.result_type(self.in_dtype, g.dtype))
+        index = self.index
+        if _has_int_array(index):
+            np.add.at(gx, _bool_masks_to_ints(index), g)
+        else:                       # basic slicing or masks: each element is picked once
+            gx[index] = g
+        return gx
+
+
+def _as_tuple(index):
+    return index if isinstance(index, tuple) else (index,)
+
+
+def _has_int_array(index):
+    return any(isinstance(i, (list, np.ndarray)) and np.asarray(i).dtype != bool
+               for i in _as_tuple(index))
+
+
+def _bool_masks_to_ints(index):
+    """np.add.at takes integer arrays only: a k-dim mask becomes its k nonzero() arrays."""
+    out = []
+    for i in _as_tuple(index):
+        if isinstance(i, (list, np.ndarray)) and np.asarray(i).dtype == bool:
+            out.extend(np.nonzero(i))
+        else:
+            out.append(i)
+    return tuple(out)
+
+
+class Concatenate(Function):
+    """z = [x1, x2, ...] joined along `axis`"""
+
+    def forward(self, *xs, axis=0):
+        self.axis = axis
+        self.splits = np.cumsum([x.shape[axis] for x in xs])[:-1]
+        return np.concatenate(xs, axis=axis)
+
+    def backward(self, g):
+        return tuple(np.split(g, self.splits, axis=self.axis))
+
+
+class Stack(Function):
+    """z = [x1, x2, ...] stacked along a new `axis`"""
+
+    def forward(self, *xs, axis=0):
+        self.axis = axis
+        return np.stack(xs, axis=axis)
+
+    def backward(self, g):
+        return tuple(np.moveaxis(g, self.axis, 0))
+
+
+class Pad(Function):
+    """z = x padded with a constant; `pad_width` as in np.pad"""
+
+    def forward(self, x, pad_width, value=0.0):
+        widths = np.broadcast_to(np.asarray(pad_width, dtype=int), (x.ndim, 2))
+        if (widths < 0).any():
+            raise ValueError(f"pad widths must be >= 0, got {pad_width}")
+        self.inner = tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, x.shape))
+        return np.pad(x, widths, mode="constant", constant_values=value)
+
+    def backward(self, g):
+        return g[self.inner]

@@ -1,0 +1,79 @@
+"""Reductions over axes (None, an int, or a tuple; negative axes allowed; keepdims)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..function import Function
+
+
+def normalize_axes(axis, ndim):
+    """`axis` as a sorted tuple of non-negative ints; None means every axis."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
+        out.append(int(a) % max(ndim, 1))
+    if len(set(out)) != len(out):
+        raise ValueError(f"repeated axis in {axis}")
+    return tuple(sorted(out))
+
+
+def _expand(g, axes, keepdims):
+    """Give the reduced axes back to `g` (size 1) so it broadcasts against the input."""
+    return g if keepdims else np.expand_dims(g, axes)
+
+
+class Sum(Function):
+    """z = sum of x over axes"""
+
+    def forward(self, x, axis=None, keepdims=False):
+        self.axes = normalize_axes(axis, x.ndim)
+        self.keepdims = keepdims
+        self.in_shape = x.shape
+        return x.sum(axis=self.axes, keepdims=keepdims)
+
+    def backward(self, g):
+        return np.broadcast_to(_expand(g, self.axes, self.keepdims), self.in_shape)
+
+
+class Max(Function):
+    """z = max of x over axes. NOTE: on ties the whole gradient goes to the first maximum
+    (in C order over the reduced axes), like np.argmax; PyTorch's amax splits it evenly."""
+
+    pick = staticmethod(np.argmax)
+    reduce = staticmethod(np.max)
+
+    def forward(self, x, axis=None, keepdims=False):
+        self.axes = normalize_axes(axis, x.ndim)
+        self.keepdims = keepdims
+        self.saved = x
+        return self.reduce(x, axis=self.axes, keepdims=keepdims)
+
+    def backward(self, g):
+        return _expand(g, self.axes, self.keepdims) * _first_pick_mask(
+            self.saved, self.axes, self.pick)
+
+
+class Min(Max):
+    """z = min of x over axes. NOTE: on ties the gradient goes to the first minimum."""
+
+    pick = staticmethod(np.argmin)
+    reduce = staticmethod(np.min)
+
+
+def _first_pick_mask(x, axes, pick):
+    """Boolean mask of x's shape, True at the single element `pick` selects per reduced slice."""
+    ndim = x.ndim
+    if ndim == 0:
+        return np.ones((), dtype=bool)
+    tail = tuple(range(ndim - len(axes), ndim))
+    moved = np.moveaxis(x, axes, tail)
+    flat = moved.reshape(moved.shape[:ndim - len(axes)] + (-1,))
+    idx = pick(flat, axis=-1)[..., None]
+    mask = np.zeros(flat.shape, dtype=bool)
+    np.put_along_axis(mask, idx, True, axis=-1)
+    return np.moveaxis(mask.reshape(moved.shape), tail, axes)

@@ -1,0 +1,1 @@
+"""Neural-network building blocks: modules, functional ops, the course layer API, models."""

@@ -1,0 +1,1 @@
+"""Optimizers, the course update rules and the Solver training loop."""
