@@ -10,8 +10,27 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor
-from .elementwise import (Abs, Add, AsType, Clip, Div, Exp, Log, MatMul, Maximum, Minimum, Mul,
-                          Neg, Pow, Relu, Sigmoid, Sqrt, Sub, Tanh, Where)
+from .elementwise import (
+    Abs,
+    Add,
+    AsType,
+    Clip,
+    Div,
+    Exp,
+    Log,
+    MatMul,
+    Maximum,
+    Minimum,
+    Mul,
+    Neg,
+    Pow,
+    Relu,
+    Sigmoid,
+    Sqrt,
+    Sub,
+    Tanh,
+    Where,
+)
 from .movement import Concatenate, GetItem, Pad, Reshape, Stack, Transpose
 from .reduce import Max, Min, Sum, normalize_axes
 

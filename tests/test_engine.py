@@ -1,0 +1,251 @@
+"""Engine semantics: reverse order without recursion, freeing, accumulation, modes, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import autotensor as at
+
+
+def leaf(*shape, seed=0, dtype=np.float64):
+    return at.Tensor(np.random.default_rng(seed).standard_normal(shape).astype(dtype),
+                     requires_grad=True)
+
+
+# ---- backward order, depth, accumulation --------------------------------------------------------
+def test_chain_of_100k_ops_backprops_without_recursion():
+    x = leaf(3)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0                      # dy/dx stays 1 through the whole chain
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, np.ones(3))
+
+
+def test_tensor_used_on_several_paths_gets_the_sum():
+    x = leaf(4)
+    a = x * 2
+    y = (a * x + a.exp()).sum()          # a diamond: x feeds a, and both feed the sum
+    y.backward()
+    expected = 4 * x.data + 2 * np.exp(2 * x.data)
+    np.testing.assert_allclose(x.grad, expected, rtol=1e-12)
+
+
+def test_leaf_grads_accumulate_across_backward_calls():
+    x = leaf(3)
+    (x * 3).sum().backward()
+    (x * 4).sum().backward()
+    np.testing.assert_allclose(x.grad, np.full(3, 7.0))
+    x.zero_grad()
+    assert x.grad is None
+
+
+def test_add_of_two_leaves_gives_each_its_own_grad_array():
+    a, b = leaf(3), leaf(3, seed=1)
+    (a + b).sum().backward()
+    assert a.grad is not b.grad
+    a.grad *= 10                         # in-place update of one must not touch the other
+    np.testing.assert_array_equal(b.grad, np.ones(3))
+
+
+def test_same_tensor_twice_in_one_op():
+    x = leaf(3)
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad, 2 * x.data)
+
+
+def test_second_backward_through_freed_graph_raises_clearly():
+    x = leaf(3)
+    y = (x.exp() * 2).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        y.backward()
+
+
+def test_retain_graph_allows_a_second_backward():
+    x = leaf(3)
+    y = (x.exp() * 2).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad, 4 * np.exp(x.data))
+
+
+def test_backward_frees_saved_buffers():
+    x = leaf(1000)
+    y = x.exp()
+    node = y._node
+    assert node.saved is not None
+    y.sum().backward()
+    assert not isinstance(node.saved, np.ndarray)
+
+
+def test_non_scalar_backward_needs_grad():
+    y = leaf(2, 3) * 2
+    with pytest.raises(RuntimeError, match=r"scalar output.*\(2, 3\)"):
+        y.backward()
+    y.backward(np.ones((2, 3)))          # with an explicit grad it works
+
+
+def test_explicit_grad_of_wrong_shape_raises():
+    y = leaf(2, 3) * 2
+    with pytest.raises(ValueError, match=r"\(3,\).*\(2, 3\)"):
+        y.backward(np.ones(3))
+
+
+def test_backward_on_tensor_without_grad_raises():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        at.Tensor(np.ones(3)).sum().backward()
+
+
+def test_backward_on_a_leaf_sets_its_grad():
+    x = leaf()
+    x.backward()
+    assert x.grad == 1.0
+
+
+def test_retain_grad_keeps_an_intermediate_gradient():
+    x = leaf(3)
+    h = (x * 2).retain_grad()
+    (h * h).sum().backward()
+    np.testing.assert_allclose(h.grad, 2 * h.data)
+    np.testing.assert_allclose(x.grad, 4 * h.data)
+
+
+# ---- modes ------------------------------------------------------------------------------------
+def test_no_grad_context_and_decorator():
+    x = leaf(3)
+    with at.no_grad():
+        y = x * 2
+        assert not at.is_grad_enabled()
+    assert at.is_grad_enabled()
+    assert not y.requires_grad and y.is_leaf
+
+    @at.no_grad()
+    def f(t):
+        return t * 2
+
+    assert not f(x).requires_grad
+    with at.no_grad(), at.enable_grad():
+        assert (x * 2).requires_grad
+
+
+def test_detach_cuts_the_graph_and_shares_data():
+    x = leaf(3)
+    d = (x * 2).detach()
+    assert not d.requires_grad and d.is_leaf
+    z = (d * x).sum()
+    z.backward()
+    np.testing.assert_allclose(x.grad, d.data)
+
+
+def test_item_numpy_and_properties():
+    x = at.tensor([[1.0, 2.0]])
+    assert x.shape == (1, 2) and x.ndim == 2 and x.dtype == np.float64 and x.size == 2
+    assert x.sum().item() == 3.0
+    assert x.numpy() is x.data
+    assert "Tensor(" in repr(x)
+
+
+def test_comparisons_are_plain_results():
+    x = leaf(3)
+    m = x > 0
+    assert m.dtype == bool and not m.requires_grad
+    y = at.where(m, x, x * 0.1)          # usable as a condition
+    assert y.requires_grad
+
+
+# ---- dtype ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("fn", [
+    lambda x: (x * 2.0 + 1.0).sum(),
+    lambda x: (x @ x.T).tanh().mean(),
+    lambda x: x.log_softmax(axis=1)[np.arange(2), [0, 2]].sum(),
+    lambda x: (x ** 2 / 3.0).var(axis=0).sum(),
+    lambda x: at.maximum(x, 0.0).max() - x.min(),
+    lambda x: at.pad(x, 1).reshape(-1)[::2].sum() + x.sigmoid().sum(),
+])
+def test_float32_stays_float32(fn):
+    x = at.Tensor(np.random.default_rng(0).uniform(0.5, 1.5, (2, 3)).astype(np.float32),
+                  requires_grad=True)
+    out = fn(x)
+    assert out.dtype == np.float32
+    out.backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_float32_leaf_keeps_float32_grad_with_float64_constant():
+    x = leaf(3, dtype=np.float32)
+    (x * np.ones(3)).sum().backward()    # numpy promotes the product to float64
+    assert x.grad.dtype == np.float32
+
+
+def test_integer_tensors_cannot_require_grad():
+    with pytest.raises(TypeError, match="floating-point"):
+        at.Tensor([1, 2, 3], requires_grad=True)
+    labels = at.Tensor([1, 2, 3])
+    assert labels.dtype.kind == "i"
+
+
+# ---- bad input --------------------------------------------------------------------------------
+def test_matmul_shape_mismatch_names_op_and_shapes():
+    with pytest.raises(ValueError, match=r"MatMul.*\(2, 3\).*\(4, 5\)"):
+        leaf(2, 3) @ leaf(4, 5)
+
+
+def test_broadcast_mismatch_names_op_and_shapes():
+    with pytest.raises(ValueError, match=r"Add.*\(2, 3\).*\(4,\)"):
+        leaf(2, 3) + leaf(4)
+
+
+def test_reshape_mismatch_is_clear():
+    with pytest.raises(ValueError, match=r"\(2, 3\).*\(4, 2\)"):
+        leaf(2, 3).reshape(4, 2)
+
+
+def test_bad_axis_and_transpose_are_clear():
+    with pytest.raises(ValueError, match="axis 3"):
+        leaf(2, 3).sum(axis=3)
+    with pytest.raises(ValueError, match="permutation"):
+        leaf(2, 3).transpose(0, 0)
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero")
+def test_nan_gradients_are_not_hidden():
+    x = at.Tensor(np.array([0.0, 1.0]), requires_grad=True)
+    x.sqrt().sum().backward()            # d sqrt(x)/dx at 0 is inf: it must show
+    assert np.isinf(x.grad[0])
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero")
+def test_detect_anomaly_names_the_op():
+    x = at.Tensor(np.array([0.0, 1.0]), requires_grad=True)
+    with at.detect_anomaly(), pytest.raises(FloatingPointError, match="Sqrt"):
+        x.sqrt().sum().backward()
+
+
+def test_function_scope_is_recorded():
+    from autotensor.function import scope
+    x = leaf(2)
+    with scope("encoder.0"):
+        y = x * 2
+    z = y + 1
+    assert y._node.scope == "encoder.0" and z._node.scope is None
+
+
+# ---- user-defined ops -------------------------------------------------------------------------
+class Cube(at.Function):
+    """z = x ** 3, a user-defined op."""
+
+    def forward(self, x):
+        self.saved = x
+        return x ** 3
+
+    def backward(self, g):
+        return 3 * g * self.saved ** 2
+
+
+def test_user_defined_function():
+    x = leaf(4)
+    assert at.gradcheck(Cube.apply, [x])
+    y = Cube.apply(x)
+    assert y._node.name == "Cube" and not y._node.fused

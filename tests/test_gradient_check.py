@@ -1,0 +1,83 @@
+"""The course's numerical-gradient helpers and the stability of softmax-family ops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import autotensor as at
+from autotensor.gradient_check import (
+    eval_numerical_gradient,
+    eval_numerical_gradient_array,
+    grad_check_sparse,
+    rel_error,
+)
+
+
+def test_eval_numerical_gradient_matches_analytic_and_restores_x():
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    before = x.copy()
+    grad = eval_numerical_gradient(lambda v: np.sum(v ** 3), x, verbose=False)
+    assert rel_error(grad, 3 * x ** 2) < 1e-7       # the course expects ~1e-7 or better
+    np.testing.assert_array_equal(x, before)
+
+
+def test_eval_numerical_gradient_accepts_tensor_valued_f():
+    x = np.random.default_rng(1).standard_normal(5)
+    grad = eval_numerical_gradient(lambda v: at.Tensor(v).tanh().sum(), x, verbose=False)
+    assert rel_error(grad, 1 - np.tanh(x) ** 2) < 1e-8
+
+
+def test_eval_numerical_gradient_verbose_prints(capsys):
+    eval_numerical_gradient(lambda v: float(np.sum(v)), np.zeros(2))
+    assert capsys.readouterr().out.count("\n") == 2
+
+
+def test_eval_numerical_gradient_array_against_the_tape():
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((4, 3)), rng.standard_normal((3, 2))
+    dout = rng.standard_normal((4, 2))
+    num = eval_numerical_gradient_array(lambda v: v @ w, x, dout)
+    xt = at.Tensor(x, requires_grad=True)
+    (xt @ w).backward(dout)
+    assert rel_error(num, xt.grad) < 1e-9
+
+
+def test_grad_check_sparse_reports_small_errors(capsys):
+    x = np.random.default_rng(3).standard_normal((5, 5))
+    errors = grad_check_sparse(lambda v: np.sum(v ** 2), x, 2 * x, num_checks=4)
+    assert errors.shape == (4,) and np.all(errors < 1e-7)
+    assert capsys.readouterr().out.count("relative error") == 4
+
+
+def test_rel_error_is_the_course_formula():
+    assert rel_error(np.array([1.0, 2.0]), np.array([1.0, 2.0])) == 0.0
+    assert rel_error(np.array([1.0]), np.array([3.0])) == pytest.approx(0.5)
+    assert rel_error(np.zeros(1), np.full(1, 1e-9)) == pytest.approx(0.1)   # 1e-8 floor
+
+
+def test_gradcheck_needs_a_grad_input():
+    with pytest.raises(ValueError, match="requires_grad"):
+        at.gradcheck(lambda x: x * 2, [at.Tensor(np.ones(2))])
+
+
+def test_gradcheck_leaves_existing_grads_alone():
+    x = at.Tensor(np.ones(2), requires_grad=True)
+    x.grad = np.array([5.0, 5.0])
+    at.gradcheck(lambda t: (t * 3).sum(), [x])
+    np.testing.assert_array_equal(x.grad, [5.0, 5.0])
+
+
+@pytest.mark.parametrize("scale", [1.0, 1000.0, -1000.0])
+def test_softmax_family_is_stable_for_huge_logits(scale):
+    logits = np.array([[1.0, 2.0, 3.0], [0.0, -1.0, 1.0]]) * scale
+    x = at.Tensor(logits, requires_grad=True)
+    p = x.softmax(axis=1)
+    lp = x.log_softmax(axis=1)
+    lse = x.logsumexp(axis=1)
+    for t in (p, lp, lse):
+        assert np.all(np.isfinite(t.data))
+    np.testing.assert_allclose(p.data.sum(axis=1), 1.0)
+    np.testing.assert_allclose(np.exp(lp.data), p.data, atol=1e-12)
+    (lp[np.arange(2), [0, 1]].sum() + lse.sum()).backward()
+    assert np.all(np.isfinite(x.grad))

@@ -1,0 +1,49 @@
+"""Packaging: one import package `autotensor`, never top-level `nn` or `optim` modules."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_subpackages_resolve_to_the_repo_folders():
+    from autotensor import nn, optim
+    assert pathlib.Path(nn.__file__).parent.name == "nn"
+    assert pathlib.Path(optim.__file__).parent.name == "optim"
+    assert nn.__name__ == "autotensor.nn" and optim.__name__ == "autotensor.optim"
+
+
+def test_no_code_imports_top_level_nn_or_optim():
+    offenders = []
+    for path in ROOT.glob("**/*.py"):
+        if ".venv" in path.parts or "build" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names
+                          if n.split(".")[0] in ("nn", "optim")]
+    assert not offenders
+
+
+@pytest.mark.slow
+def test_wheel_ships_one_package(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (wheel,) = tmp_path.glob("autotensor-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert tops == {"autotensor"}, tops
+    assert "autotensor/nn/__init__.py" in names and "autotensor/optim/__init__.py" in names
