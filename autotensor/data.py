@@ -159,7 +159,7 @@ def _read_python_batch(path):
 
 def _locate(root):
     """(folder, reader, suffix) of the CIFAR-10 batches under `root`; binary wins over python."""
-    root = os.fspath(root)
+    root = os.path.expanduser(os.fspath(root))
     folders = [root, os.path.join(root, "cifar-10-batches-bin"),
                os.path.join(root, "cifar-10-batches-py")]
     for folder in folders:
@@ -177,9 +177,6 @@ def _read_split(folder, reader, names):
     xs, ys = [], []
     for name in names:
         path = os.path.join(folder, name)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"CIFAR-10 file {path} is missing (expected "
-                                    f"{', '.join(_TRAIN_FILES + [_TEST_FILE])} in {folder})")
         x, y = reader(path)
         if y.min() < 0 or y.max() > 9:
             raise ValueError(f"CIFAR-10 file {path}: labels must be 0..9, got "
@@ -192,8 +189,13 @@ def _read_split(folder, reader, names):
 def _load_uint8(root):
     """(Xtr, ytr, Xte, yte) with X uint8 channel-first (N, 3, 32, 32) and y int64."""
     folder, reader, suffix = _locate(root)
-    Xtr, ytr = _read_split(folder, reader, [n + suffix for n in _TRAIN_FILES])
-    Xte, yte = _read_split(folder, reader, [_TEST_FILE + suffix])
+    train, test = [n + suffix for n in _TRAIN_FILES], [_TEST_FILE + suffix]
+    for name in train + test:                    # all six present before reading any
+        if not os.path.isfile(os.path.join(folder, name)):
+            raise FileNotFoundError(f"CIFAR-10 file {os.path.join(folder, name)} is missing "
+                                    f"(expected {', '.join(train + test)} in {folder})")
+    Xtr, ytr = _read_split(folder, reader, train)
+    Xte, yte = _read_split(folder, reader, test)
     return Xtr, ytr, Xte, yte
 
 
@@ -206,8 +208,8 @@ def load_cifar10(root):
     directly or in its `cifar-10-batches-bin` / `cifar-10-batches-py` folder.
     """
     Xtr, ytr, Xte, yte = _load_uint8(root)
-    return (Xtr.transpose(0, 2, 3, 1).astype(np.float64), ytr,
-            Xte.transpose(0, 2, 3, 1).astype(np.float64), yte)
+    return (Xtr.transpose(0, 2, 3, 1).astype(np.float64, order="C"), ytr,
+            Xte.transpose(0, 2, 3, 1).astype(np.float64, order="C"), yte)
 
 
 def _finish(splits, subtract_mean, dtype):

@@ -11,6 +11,7 @@ import io
 import os
 import pathlib
 import pickle
+import re
 import shutil
 import struct
 
@@ -112,6 +113,7 @@ def test_load_cifar10_reads_every_format(tmp_path, fmt):
     Xtr, ytr, Xte, yte = load_cifar10(tmp_path)
     assert Xtr.shape == (5 * N_PER_BATCH, 32, 32, 3) and Xte.shape == (N_TEST, 32, 32, 3)
     assert Xtr.dtype == np.float64 and ytr.dtype == np.int64 and yte.dtype == np.int64
+    assert Xtr.flags.c_contiguous and Xte.flags.c_contiguous
     rows = np.concatenate([batches[n][0] for n in TRAIN])          # batch order 1..5
     np.testing.assert_array_equal(ytr, np.concatenate([batches[n][1] for n in TRAIN]))
     np.testing.assert_array_equal(yte, batches["test_batch"][1])
@@ -190,7 +192,7 @@ def test_missing_dataset_names_where_it_looked(tmp_path):
 def test_missing_batch_file_is_named(tmp_path):
     write_binary(tmp_path, all_batches())
     os.remove(tmp_path / "test_batch.bin")
-    with pytest.raises(FileNotFoundError, match="test_batch.bin is missing"):
+    with pytest.raises(FileNotFoundError, match="test_batch.bin is missing.*data_batch_5.bin"):
         load_cifar10(tmp_path)
 
 
@@ -423,3 +425,25 @@ def test_minibatch_order_is_reproducible():
 def test_minibatch_errors_come_at_the_call(args, match):
     with pytest.raises(ValueError, match=match):
         iterate_minibatches(*args)                  # no next(): checked before iterating
+
+
+def test_root_may_start_with_a_tilde(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    batches = all_batches()
+    write_binary(tmp_path / "cifar" / "cifar-10-batches-bin", batches)
+    np.testing.assert_array_equal(load_cifar10("~/cifar")[3], batches["test_batch"][1])
+
+
+# ---------------------------------------------------------------- the data guide
+
+def test_data_guide_examples_run():
+    """The ```python blocks of docs/data.md run offline, top to bottom (CIFAR-10 ones are
+    marked ```py since they need the real dataset)."""
+    pytest.importorskip("matplotlib")
+    text = (ROOT / "docs" / "data.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) == 3
+    namespace = {}
+    for block in blocks:
+        exec(compile(block, "docs/data.md", "exec"), namespace)
+    assert namespace["grid"].shape == (44, 44, 1)
