@@ -47,3 +47,4 @@ def test_wheel_ships_one_package(tmp_path):
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"autotensor"}, tops
     assert "autotensor/nn/__init__.py" in names and "autotensor/optim/__init__.py" in names
+    assert "autotensor/datasets/digits.npz" in names
