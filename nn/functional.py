@@ -32,8 +32,8 @@ def affine(x, w, b=None):
                          f"{x.shape} and w {w.shape}")
     d = int(np.prod(x.shape[1:]))
     if d != w.shape[0]:
-        raise ValueError(f"affine: x of shape {x.shape} flattens to (N, {d}) but w has shape "
-                         f"{w.shape}: w.shape[0] must be {d}")
+        raise ValueError(f"affine: x of shape {x.shape} flattens to ({x.shape[0]}, {d}) but w "
+                         f"has shape {w.shape}: w.shape[0] must be {d}")
     if b is not None and np.shape(b.data if isinstance(b, Tensor) else b) != (w.shape[1],):
         raise ValueError(f"affine: b must have shape ({w.shape[1]},) to match w {w.shape}, got "
                          f"{np.shape(b.data if isinstance(b, Tensor) else b)}")
