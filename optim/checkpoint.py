@@ -93,10 +93,13 @@ def load_checkpoint(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"checkpoint {path!r} does not exist")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":                  # every .npz (zip) file starts with this
+        what = "is empty" if not magic else "is not an .npz archive (zip)"
+        raise ValueError(f"checkpoint {path!r} {what}: truncated, corrupted or another format")
     try:
         with np.load(path, allow_pickle=False) as z:
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise ValueError("it is a single .npy array, not an .npz archive")
             arrays = {name: z[name] for name in z.files}    # reads (and CRC-checks) every entry
     except ValueError as e:
         if "allow_pickle" in str(e):
@@ -106,6 +109,9 @@ def load_checkpoint(path):
     except (OSError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError) as e:
         raise ValueError(f"checkpoint {path!r} is truncated or corrupted: "
                          f"{type(e).__name__}: {e}") from e
+    odd = sorted(name for name, a in arrays.items() if not isinstance(a, np.ndarray))
+    if odd:                                   # np.load returns raw bytes for non-.npy entries
+        raise ValueError(f"checkpoint {path!r}: entries {odd} are not .npy arrays")
     meta = arrays.pop(META_KEY, None)
     if meta is None:
         raise ValueError(f"checkpoint {path!r} has no {META_KEY!r} metadata entry")

@@ -16,6 +16,7 @@ See docs/training.md for every keyword, the printed lines and the checkpoint for
 from __future__ import annotations
 
 import copy
+import os
 import sys
 from collections.abc import Mapping, MutableMapping
 
@@ -74,6 +75,11 @@ class Solver:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if not _is_int(self.num_epochs) or self.num_epochs < 0:
             raise ValueError(f"num_epochs must be an integer >= 0, got {self.num_epochs}")
+        if self.checkpoint_name is not None:
+            directory = os.path.dirname(os.path.abspath(os.fspath(self.checkpoint_name)))
+            if not os.path.isdir(directory):
+                raise ValueError(f"checkpoint_name {self.checkpoint_name!r}: directory "
+                                 f"{directory!r} does not exist")
         for name in ("num_train_samples", "num_val_samples"):
             value = getattr(self, name)
             if value is not None and (not _is_int(value) or value < 1):
@@ -161,7 +167,7 @@ class Solver:
                     self.best_params = {k: np.array(v, copy=True)
                                         for k, v in self.model.params.items()}
                 if epoch_end and self.checkpoint_name is not None:
-                    self.save_checkpoint(f"{self.checkpoint_name}_epoch_{self.epoch}.npz")
+                    self.save_checkpoint(f"{os.fspath(self.checkpoint_name)}_epoch_{self.epoch}.npz")
         if bar is not None:
             bar.close()
         # NOTE: the course swaps best_params in unconditionally, emptying the model when val
@@ -482,7 +488,7 @@ def _stdout_is_tty():
 
 
 def _progress_bar(total, epoch, num_epochs):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
     return tqdm(total=total, desc=f"epoch {epoch}/{num_epochs}", leave=False, file=sys.stdout,
                 dynamic_ncols=True)
 
