@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from autotensor.nn import functional as F
 
 import autotensor as at
 from autotensor import Tensor
+from autotensor.nn import functional as F
 
 
 def _t(a):

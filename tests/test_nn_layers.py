@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from autotensor.nn import layers as L
 
 from autotensor.gradient_check import (
     eval_numerical_gradient,
     eval_numerical_gradient_array,
     rel_error,
 )
+from autotensor.nn import layers as L
 
 CONV = {"stride": 2, "pad": 1}
 POOL = {"pool_height": 2, "pool_width": 2, "stride": 2}

@@ -9,11 +9,11 @@ import zipfile
 
 import numpy as np
 import pytest
-from autotensor.nn import functional as F
-from autotensor.optim import checkpoint
 
 import autotensor as at
 from autotensor import nn, optim
+from autotensor.nn import functional as F
+from autotensor.optim import checkpoint
 
 
 class ShiftNet:

@@ -7,10 +7,10 @@ import math
 
 import numpy as np
 import pytest
-from autotensor.optim import rules
 
 import autotensor as at
 from autotensor import optim
+from autotensor.optim import rules
 
 SHAPES = [(3, 4), (4,)]
 

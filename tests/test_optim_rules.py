@@ -7,10 +7,10 @@ import math
 
 import numpy as np
 import pytest
-from autotensor.optim import rules
 
 from autotensor import optim
 from autotensor.gradient_check import rel_error
+from autotensor.optim import rules
 
 N, D = 4, 5
 W = np.linspace(-0.4, 0.6, num=N * D).reshape(N, D)        # the course notebook's inputs

@@ -10,11 +10,11 @@ import sys
 
 import numpy as np
 import pytest
-from autotensor.nn import functional as F
-from autotensor.optim import rules
 
 import autotensor as at
 from autotensor import nn, optim
+from autotensor.nn import functional as F
+from autotensor.optim import rules
 
 
 class TinyNet:

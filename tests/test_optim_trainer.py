@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from autotensor.nn import models
 
 import autotensor as at
 from autotensor import optim
+from autotensor.nn import models
 
 
 def softmax_net(X, model, y=None, reg=0.0):
