@@ -1,0 +1,54 @@
+"""2-D max pooling: the fused op (argmax kernels) and its composite twin.
+
+Shapes: x (N, C, H, W), out (N, C, Ho, Wo) with Ho = (H - kh) // sh + 1 (floor, no padding).
+NOTE: on ties the gradient goes to the first maximum of the window in row-major order, in
+both the fused op and the twin (whose `max` picks the first maximum too).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ops
+from ..function import Function
+from ..tensor import Tensor
+from . import kernels
+
+
+class MaxPool2d(Function):
+    """out[n, c, ho, wo] = max_{i<kh, j<kw} x[n, c, sh*ho + i, sw*wo + j]
+
+    Fused: forward records each window's argmax; backward adds g at those positions.
+    """
+
+    fused = True
+
+    def forward(self, x, kernel, stride):
+        out, arg = kernels.maxpool_forward(x, *kernel, *stride)
+        self.saved = arg
+        self.in_hw, self.kernel, self.stride = x.shape[2:], kernel, stride
+        return out
+
+    def backward(self, g):
+        return kernels.maxpool_backward(np.asarray(g), self.saved, *self.in_hw, *self.kernel,
+                                        *self.stride)
+
+
+def max_pool2d_fused(x, kernel=(2, 2), stride=(2, 2)):
+    return MaxPool2d.apply(x, kernel=kernel, stride=stride)
+
+
+def max_pool2d_composite(x, kernel=(2, 2), stride=(2, 2)):
+    """The twin: a reshape (windows tile the input) or stacked strided slices (they overlap),
+    then `max` over the window axes; the tape derives the gradient. Expects (h, w) pairs."""
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    (kh, kw), (sh, sw) = kernel, stride
+    N, C, H, W = x.shape
+    Ho, Wo = (H - kh) // sh + 1, (W - kw) // sw + 1
+    if (kh, kw) == (sh, sw):
+        if (Ho * kh, Wo * kw) != (H, W):
+            x = x[:, :, :Ho * kh, :Wo * kw]
+        return ops.max(ops.reshape(x, (N, C, Ho, kh, Wo, kw)), axis=(3, 5))
+    shifted = [x[:, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw]
+               for i in range(kh) for j in range(kw)]
+    return ops.max(ops.stack(shifted, axis=-1), axis=-1)
