@@ -8,6 +8,7 @@ system `dot` program or in-process with pygraphviz (whose wheel bundles Graphviz
 
 from __future__ import annotations
 
+import collections
 import math
 import shutil
 
@@ -172,6 +173,146 @@ def dot_label(lines):
     if len(esc) == 1:
         return esc[0]
     return esc[0] + "\\n" + "\\l".join(esc[1:]) + "\\l"
+
+
+# ---- the label of each kind of drawn node --------------------------------------------------
+def leaf_node(walk, j, opts):
+    """A parameter, input or constant: its name, shape, value and gradient."""
+    t, kind = walk.leaves[j], walk.kinds[j]
+    pending = kind != "const" and t.requires_grad
+    grad = grad_text(t.grad, pending)
+    lines = tensor_label(walk.names[j], t, opts["show_stats"], grad)
+    return (f"t{j}", kind, lines, None, _grad_state(t.grad, pending, opts))
+
+
+def output_node(walk, opts):
+    """The drawn tensor: its grad exists only when retained (non-leaf) or for a leaf."""
+    out = walk.output
+    node = out._node
+    pending = out.requires_grad and (node is None or node.retained is out)
+    title = walk.param_names.get(id(out)) or out.name or "output"
+    lines = tensor_label(title, out, opts["show_stats"], grad_text(out.grad, pending))
+    return ("out", "output", lines, None, _grad_state(out.grad, pending, opts))
+
+
+def _grad_state(grad, pending, opts):
+    # With show_grads: the gradient norm (sets the fill colour), "pending" (dashed) or None.
+    if not opts["show_grads"]:
+        return None
+    if grad is not None:
+        return grad_norm(grad)
+    return "pending" if pending else None
+
+
+def op_node(walk, i, opts):
+    """One op: its name, the fused mark, its output's gradient norm, what it saved."""
+    node = walk.ops[i]
+    r = node.retained
+    lines = [node.name + (f" → {r.name}" if r is not None and r.name else "")]
+    if type(node).fused:
+        lines.append("fused fast path")
+    grad = walk.op_grad(i)
+    state = _grad_state(grad, r is not None, opts)
+    if opts["show_grads"] and state is not None:
+        lines.append("grad: not computed yet" if grad is None
+                     else f"grad norm {fmt_num(state)}")
+    if opts["show_saved"]:
+        lines.append(saved_text(node.saved))
+    return (f"op{i}", "fused" if type(node).fused else "op", lines, node.scope, state)
+
+
+def group_node(walk, layout, u, ident, opts, hidden):
+    """A collapsed module or a '… N more ops' node: the ops, parameters and memory inside."""
+    kind, members, path = layout.units[u]
+    ops = [walk.ops[i] for i in members]
+    if kind == "module":
+        lines = [path if path else opts["root"]]
+    else:
+        lines = [f"… {len(ops):,} more op{'s' if len(ops) > 1 else ''}"]
+        path = common_scope([n.scope for n in ops])
+    lines.append(_op_mix(ops, with_count=kind == "module"))
+    fused = sum(1 for n in ops if type(n).fused)
+    if fused:
+        lines.append(f"{fused} fused op{'s' if fused > 1 else ''}")
+    params = [j for j in sorted({~k for i in members for k in walk.inputs[i] if k < 0})
+              if layout.folded[j]]
+    if params and kind == "module":
+        lines += _param_lines(walk, params, path, opts["show_grads"])
+    if hidden:
+        lines.append(f"+{hidden} hidden tensor{'s' if hidden > 1 else ''}")
+    if opts["show_saved"]:
+        lines.append(_saved_total(ops))
+    state = None
+    if kind == "module":                  # the module's output is its last op's output
+        r = ops[-1].retained
+        state = _grad_state(walk.op_grad(members[-1]), r is not None, opts)
+        if state is not None and state != "pending":
+            lines.append(f"grad norm {fmt_num(state)}")
+    return (ident, kind, lines, path, state)
+
+
+def _op_mix(ops, with_count):
+    """'MatMul → Add' for a few ops, else '12 ops: Mul ×6, Add ×4, Exp ×2' (top 3 kinds)."""
+    if len(ops) <= 4:
+        return " → ".join(n.name for n in ops)
+    counts = collections.Counter(n.name for n in ops)        # insertion = recording order
+    top = sorted(counts.items(), key=lambda kv: -kv[1])[:3]
+    text = ", ".join(name + (f" ×{c:,}" if c > 1 else "") for name, c in top)
+    text += ", …" if len(counts) > 3 else ""
+    return f"{len(ops):,} ops: {text}" if with_count else text
+
+
+def _param_lines(walk, params, path, show_grads):
+    """Parameters folded into a module node: names relative to the module, shapes, grads."""
+    grads = [walk.leaves[j].grad for j in params]
+    if len(params) > 4:
+        values = sum(walk.leaves[j].size for j in params)
+        line = f"{len(params)} params ({values:,} values)"
+        if show_grads and all(g is not None for g in grads):
+            line += f"  grad norm {fmt_num(math.hypot(*(grad_norm(g) for g in grads)))}"
+        return [line]
+    prefix = path + "." if path else ""
+    lines = []
+    for j, g in zip(params, grads, strict=True):
+        name = walk.names[j]
+        line = f"{name[len(prefix):] if name.startswith(prefix) else name} "
+        line += fmt_shape(walk.leaves[j].shape)
+        if show_grads:
+            line += "  grad: not computed yet" if g is None else (
+                f"  grad norm {fmt_num(grad_norm(g))}")
+        lines.append(line)
+    return lines
+
+
+def _saved_total(ops):
+    # Each array counted once: ops often save the same input.
+    if any(n.saved is _FREED for n in ops):
+        return "saved: freed by backward"
+    arrays = {id(a): a for n in ops for a in saved_arrays(n.saved)}
+    return f"saved {fmt_bytes(sum(a.nbytes for a in arrays.values()))}"
+
+
+def table(header, rows, width=48):
+    """Plain-text columns under a dashed rule; long cells are cut with '…'."""
+    rows = [[c if len(c) <= width else c[:width - 1] + "…" for c in r] for r in rows]
+    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    out = [fmt.format(*header).rstrip(), "  ".join("-" * w for w in widths)]
+    return out + [fmt.format(*r).rstrip() for r in rows]
+
+
+def common_scope(paths):
+    """Innermost module path holding all `paths` ('' = root); None if any is outside."""
+    if not paths or any(p is None for p in paths):
+        return None
+    split = [p.split(".") if p else [] for p in paths]
+    common = split[0]
+    for parts in split[1:]:
+        n = 0
+        while n < min(len(common), len(parts)) and common[n] == parts[n]:
+            n += 1
+        common = common[:n]
+    return ".".join(common)
 
 
 # ---- DOT emission ------------------------------------------------------------------------------

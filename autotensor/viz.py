@@ -119,7 +119,7 @@ class _Walk:
         for path in {n.scope for n in self.ops if n.scope}:
             parts = path.split(".")
             self.containers.update(".".join(parts[:k]) for k in range(1, len(parts)))
-        names = _param_names(params)
+        names = self.param_names = _param_names(params)
         self.kinds = [_leaf_kind(t, names, params) for t in self.leaves]
         self.names = [names.get(id(t), t.name) for t in self.leaves]
         # Unnamed leaves are called by their kind, numbered only when there are several.
@@ -399,138 +399,28 @@ def _assemble(walk, layout, opts):
                 j = ~k
                 if k < 0 and shown[j] and j not in leaf_done:
                     leaf_done.add(j)
-                    nodes.append(_leaf_node(walk, j, opts))
+                    nodes.append(R.leaf_node(walk, j, opts))
         if kind == "op":
-            nodes.append(_op_node(walk, members[0], opts))
+            nodes.append(R.op_node(walk, members[0], opts))
         else:
-            nodes.append(_group_node(walk, layout, u, ident[u], opts, hidden_by_unit[u]))
+            nodes.append(R.group_node(walk, layout, u, ident[u], opts, hidden_by_unit[u]))
         for i in members:
             for k in walk.inputs[i]:
                 src = f"t{~k}" if k < 0 else ident[layout.unit_of[k]]
+                # One edge per input of an op (x * x has two); one per tensor into a group.
                 key = (k, u)
-                if src == ident[u] or key in seen_edge or (k < 0 and not shown[~k]):
+                if src == ident[u] or (k < 0 and not shown[~k]) or (
+                        kind != "op" and key in seen_edge):
                     continue
                 seen_edge.add(key)
                 t = walk.leaves[~k] if k < 0 else ops[k]
                 edges.append((src, ident[u], R.describe(t.shape, t.dtype)))
     out = walk.output
-    nodes.append(_output_node(walk, opts))
+    nodes.append(R.output_node(walk, opts))
     if ops:
         edges.append((ident[layout.unit_of[len(ops) - 1]], "out",
                       R.describe(out.shape, out.dtype)))
     return nodes, edges
-
-
-def _leaf_node(walk, j, opts):
-    t, kind = walk.leaves[j], walk.kinds[j]
-    pending = kind != "const" and t.requires_grad
-    grad = R.grad_text(t.grad, pending)
-    lines = R.tensor_label(walk.names[j], t, opts["show_stats"], grad)
-    return (f"t{j}", kind, lines, None, _grad_state(t.grad, pending, opts))
-
-
-def _output_node(walk, opts):
-    out = walk.output
-    node = out._node
-    pending = out.requires_grad and (node is None or node.retained is out)
-    title = out.name or "output"
-    lines = R.tensor_label(title, out, opts["show_stats"], R.grad_text(out.grad, pending))
-    return ("out", "output", lines, None, _grad_state(out.grad, pending, opts))
-
-
-def _grad_state(grad, pending, opts):
-    if not opts["show_grads"]:
-        return None
-    if grad is not None:
-        return R.grad_norm(grad)
-    return "pending" if pending else None
-
-
-def _op_node(walk, i, opts):
-    node = walk.ops[i]
-    r = node.retained
-    lines = [node.name + (f" → {r.name}" if r is not None and r.name else "")]
-    if type(node).fused:
-        lines.append("fused fast path")
-    grad = walk.op_grad(i)
-    state = _grad_state(grad, r is not None, opts)
-    if opts["show_grads"] and state is not None:
-        lines.append("grad: not computed yet" if grad is None
-                     else f"grad norm {R.fmt_num(state)}")
-    if opts["show_saved"]:
-        lines.append(R.saved_text(node.saved))
-    return (f"op{i}", "fused" if type(node).fused else "op", lines, node.scope, state)
-
-
-def _group_node(walk, layout, u, ident, opts, hidden):
-    kind, members, path = layout.units[u]
-    ops = [walk.ops[i] for i in members]
-    if kind == "module":
-        lines = [path if path else opts["root"]]
-    else:
-        lines = [f"… {len(ops):,} more op{'s' if len(ops) > 1 else ''}"]
-        path = _common_scope([n.scope for n in ops])
-    lines.append(_op_mix(ops, with_count=kind == "module"))
-    fused = sum(1 for n in ops if type(n).fused)
-    if fused:
-        lines.append(f"{fused} fused")
-    params = [j for j in sorted({~k for i in members for k in walk.inputs[i] if k < 0})
-              if layout.folded[j]]
-    if params and kind == "module":
-        lines.append(_param_text(walk, params, path))
-    if hidden:
-        lines.append(f"+{hidden} hidden tensor{'s' if hidden > 1 else ''}")
-    if opts["show_saved"]:
-        lines.append(_saved_total(ops))
-    state = None
-    if kind == "module":                  # the module's output is its last op's output
-        r = ops[-1].retained
-        state = _grad_state(walk.op_grad(members[-1]), r is not None, opts)
-        if state is not None and state != "pending":
-            lines.append(f"grad norm {R.fmt_num(state)}")
-    return (ident, kind, lines, path, state)
-
-
-def _op_mix(ops, with_count):
-    """'MatMul → Add' for a few ops, else '12 ops: Mul ×6, Add ×4, Exp ×2' (top 3 kinds)."""
-    if len(ops) <= 4:
-        return " → ".join(n.name for n in ops)
-    counts = collections.Counter(n.name for n in ops)        # insertion = recording order
-    top = sorted(counts.items(), key=lambda kv: -kv[1])[:3]
-    text = ", ".join(name + (f" ×{c:,}" if c > 1 else "") for name, c in top)
-    text += ", …" if len(counts) > 3 else ""
-    return f"{len(ops):,} ops: {text}" if with_count else text
-
-
-def _param_text(walk, params, path):
-    if len(params) <= 4:
-        prefix = path + "." if path else ""
-        names = [walk.names[j] for j in params]
-        names = [n[len(prefix):] if n.startswith(prefix) else n for n in names]
-        return ", ".join(f"{n} {R.fmt_shape(walk.leaves[j].shape)}"
-                         for n, j in zip(names, params, strict=True))
-    values = sum(walk.leaves[j].size for j in params)
-    return f"{len(params)} params ({values:,} values)"
-
-
-def _saved_total(ops):
-    if any(n.saved is R._FREED for n in ops):
-        return "saved: freed by backward"
-    arrays = {id(a): a for n in ops for a in R.saved_arrays(n.saved)}
-    return f"saved {R.fmt_bytes(sum(a.nbytes for a in arrays.values()))}"
-
-
-def _common_scope(paths):
-    if not paths or any(p is None for p in paths):
-        return None
-    split = [p.split(".") if p else [] for p in paths]
-    common = split[0]
-    for parts in split[1:]:
-        n = 0
-        while n < min(len(common), len(parts)) and common[n] == parts[n]:
-            n += 1
-        common = common[:n]
-    return ".".join(common)
 
 
 def _root_label(params):
@@ -550,7 +440,7 @@ def _clusters(walk, nodes, edges, params):
     # A parameter sits in the innermost module holding all its users; inputs stay outside.
     for nid, kind, *_ in nodes:
         if kind == "param":
-            path_of[nid] = _common_scope([path_of[d] for d in users[nid]])
+            path_of[nid] = R.common_scope([path_of[d] for d in users[nid]])
     others = [(p, kind_of[nid]) for nid, p in path_of.items() if p is not None]
     for nid, kind, _, path, _ in nodes:
         if kind == "module":         # inside its own cluster only if that cluster has more
@@ -600,31 +490,22 @@ def summary(output, params=None, *, print_fn=print, max_rows=None):
             ", ".join(f"#{k}" if k >= 0 else walk.names[~k] for k in walk.inputs[i]) or "-",
             "freed" if node.saved is R._FREED else R.fmt_bytes(sum(a.nbytes for a in saved))])
     if max_rows is not None and len(rows) > max_rows:
-        head = max_rows // 2
-        gap = len(rows) - max_rows
-        rows = rows[:head] + [["", f"… {gap:,} more ops", "", "", "", ""]] + rows[-(max_rows -
-                                                                                   head):]
-    lines = _table(["", "op", "output", "module", "inputs", "saved"], rows)
+        head, gap = max_rows // 2, len(rows) - max_rows
+        tail = rows[head + gap:]
+        rows = rows[:head] + [["", f"… {gap:,} more ops", "", "", "", ""]] + tail
+    lines = R.table(["", "op", "output", "module", "inputs", "saved"], rows)
     leaf_rows = []
     for j, t in enumerate(walk.leaves):
         grad = "-" if walk.kinds[j] == "const" else (
             "not computed yet" if t.grad is None else f"norm {R.fmt_num(R.grad_norm(t.grad))}")
         leaf_rows.append([walk.names[j], walk.kinds[j], R.describe(t.shape, t.dtype), grad])
     if leaf_rows:
-        lines += [""] + _table(["leaf", "kind", "shape", "grad"], leaf_rows)
+        lines += [""] + R.table(["leaf", "kind", "shape", "grad"], leaf_rows)
     lines += ["", _totals(walk)]
     text = "\n".join(lines)
     if print_fn is not None:
         print_fn(text)
     return text
-
-
-def _table(header, rows, width=48):
-    rows = [[c if len(c) <= width else c[:width - 1] + "…" for c in r] for r in rows]
-    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    out = [fmt.format(*header).rstrip(), "  ".join("-" * w for w in widths)]
-    return out + [fmt.format(*r).rstrip() for r in rows]
 
 
 def _totals(walk):
