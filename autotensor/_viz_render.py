@@ -43,8 +43,8 @@ _CLUSTER_FILLS = ("#f6f6fb", "#ececf5")        # alternate by depth so nesting s
 
 # Gradient-norm colour scale over log10(norm): blue = vanishing, green = healthy, red =
 # exploding. Fixed anchors (not rescaled per picture) so two pictures can be compared.
-GRAD_SCALE = ((-8, "#23328a"), (-6, "#3f6fc2"), (-4, "#8fb6e8"), (-2, "#d9f0d3"),
-              (1, "#d9f0d3"), (2, "#f9c49a"), (3, "#e8613c"), (4, "#a50f15"))
+GRAD_SCALE = ((-8, "#1f2a7a"), (-6, "#3366bb"), (-4, "#86afe3"), (-2, "#d5ecd0"),
+              (0, "#b3e0a6"), (1, "#e3f0a0"), (2, "#fdc47d"), (3, "#ee5e3b"), (4, "#a50f15"))
 GRAD_ZERO = "#cfcfcf"
 GRAD_BAD = "#000000"          # nan or inf somewhere in the gradient
 
@@ -212,13 +212,21 @@ def op_node(walk, i, opts):
     if type(node).fused:
         lines.append("fused fast path")
     grad = walk.op_grad(i)
-    state = _grad_state(grad, r is not None, opts)
-    if opts["show_grads"] and state is not None:
-        lines.append("grad: not computed yet" if grad is None
-                     else f"grad norm {fmt_num(state)}")
+    if r is not None and (opts["show_stats"] or opts["show_grads"]):
+        lines.append(_grad_summary(grad))
     if opts["show_saved"]:
         lines.append(saved_text(node.saved))
+    state = _grad_state(grad, r is not None, opts)
     return (f"op{i}", "fused" if type(node).fused else "op", lines, node.scope, state)
+
+
+def _grad_summary(grad):
+    # One line for an op's output gradient: the value for a scalar (sign kept), else the norm.
+    if grad is None:
+        return "grad: not computed yet"
+    if grad.size == 1:
+        return f"grad {fmt_num(float(np.reshape(grad, ())))}"
+    return f"grad norm {fmt_num(grad_norm(grad))}"
 
 
 def group_node(walk, layout, u, ident, opts, hidden):
@@ -232,7 +240,7 @@ def group_node(walk, layout, u, ident, opts, hidden):
         path = common_scope([n.scope for n in ops])
     lines.append(_op_mix(ops, with_count=kind == "module"))
     fused = sum(1 for n in ops if type(n).fused)
-    if fused:
+    if fused and len(ops) > 4:
         lines.append(f"{fused} fused op{'s' if fused > 1 else ''}")
     params = [j for j in sorted({~k for i in members for k in walk.inputs[i] if k < 0})
               if layout.folded[j]]
@@ -244,17 +252,17 @@ def group_node(walk, layout, u, ident, opts, hidden):
         lines.append(_saved_total(ops))
     state = None
     if kind == "module":                  # the module's output is its last op's output
-        r = ops[-1].retained
-        state = _grad_state(walk.op_grad(members[-1]), r is not None, opts)
-        if state is not None and state != "pending":
-            lines.append(f"grad norm {fmt_num(state)}")
+        r, grad = ops[-1].retained, walk.op_grad(members[-1])
+        state = _grad_state(grad, r is not None, opts)
+        if r is not None and (opts["show_stats"] or opts["show_grads"]):
+            lines.append(_grad_summary(grad))
     return (ident, kind, lines, path, state)
 
 
 def _op_mix(ops, with_count):
     """'MatMul → Add' for a few ops, else '12 ops: Mul ×6, Add ×4, Exp ×2' (top 3 kinds)."""
     if len(ops) <= 4:
-        return " → ".join(n.name for n in ops)
+        return " → ".join(n.name + (" [fused]" if type(n).fused else "") for n in ops)
     counts = collections.Counter(n.name for n in ops)        # insertion = recording order
     top = sorted(counts.items(), key=lambda kv: -kv[1])[:3]
     text = ", ".join(name + (f" ×{c:,}" if c > 1 else "") for name, c in top)
@@ -372,7 +380,7 @@ def _legend_html(kinds, with_grad_scale):
     rows = f"<tr>{cells}</tr>"
     if with_grad_scale:
         chips = []
-        for x in (-8, -6, -4, -2, 0, 2, 3, 4):
+        for x in (-8, -6, -4, -2, 0, 1, 2, 3, 4):
             fill = grad_color(10.0 ** x)
             chips.append(f'<td bgcolor="{fill}"><font color="{text_color(fill)}">1e{x}'
                          "</font></td>")
