@@ -309,6 +309,21 @@ def table(header, rows, width=48):
     return out + [fmt.format(*r).rstrip() for r in rows]
 
 
+def totals(walk):
+    """The last line of `summary`: counts of ops and leaves, memory saved for backward."""
+    ops = walk.ops
+    fused = sum(1 for n in ops if type(n).fused)
+    kinds = collections.Counter(walk.kinds)
+    values = sum(t.size for t, k in zip(walk.leaves, walk.kinds, strict=True) if k == "param")
+    if any(n.saved is _FREED for n in ops):
+        saved = "buffers freed by backward"
+    else:
+        arrays = {id(a): a for n in ops for a in saved_arrays(n.saved)}
+        saved = f"{fmt_bytes(sum(a.nbytes for a in arrays.values()))} saved for backward"
+    return (f"{len(ops):,} ops ({fused} fused), {kinds['param']} parameters ({values:,} values), "
+            f"{kinds['input']} inputs, {kinds['const']} constants; {saved}")
+
+
 def common_scope(paths):
     """Innermost module path holding all `paths` ('' = root); None if any is outside."""
     if not paths or any(p is None for p in paths):

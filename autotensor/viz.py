@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 
 from . import _viz_render as R
-from .autograd import graph_nodes
+from .autograd import _FREED, graph_nodes
 from .tensor import Tensor, _wrap
 
 __all__ = ["draw_graph", "Graph", "summary", "retain_grads"]
@@ -488,7 +488,7 @@ def summary(output, params=None, *, print_fn=print, max_rows=None):
             R.describe(node.shape, node.dtype),
             "-" if node.scope is None else (node.scope or "(root)"),
             ", ".join(f"#{k}" if k >= 0 else walk.names[~k] for k in walk.inputs[i]) or "-",
-            "freed" if node.saved is R._FREED else R.fmt_bytes(sum(a.nbytes for a in saved))])
+            "freed" if node.saved is _FREED else R.fmt_bytes(sum(a.nbytes for a in saved))])
     if max_rows is not None and len(rows) > max_rows:
         head, gap = max_rows // 2, len(rows) - max_rows
         tail = rows[head + gap:]
@@ -501,22 +501,8 @@ def summary(output, params=None, *, print_fn=print, max_rows=None):
         leaf_rows.append([walk.names[j], walk.kinds[j], R.describe(t.shape, t.dtype), grad])
     if leaf_rows:
         lines += [""] + R.table(["leaf", "kind", "shape", "grad"], leaf_rows)
-    lines += ["", _totals(walk)]
+    lines += ["", R.totals(walk)]
     text = "\n".join(lines)
     if print_fn is not None:
         print_fn(text)
     return text
-
-
-def _totals(walk):
-    ops = walk.ops
-    fused = sum(1 for n in ops if type(n).fused)
-    kinds = collections.Counter(walk.kinds)
-    values = sum(t.size for t, k in zip(walk.leaves, walk.kinds, strict=True) if k == "param")
-    if any(n.saved is R._FREED for n in ops):
-        saved = "buffers freed by backward"
-    else:
-        arrays = {id(a): a for n in ops for a in R.saved_arrays(n.saved)}
-        saved = f"{R.fmt_bytes(sum(a.nbytes for a in arrays.values()))} saved for backward"
-    return (f"{len(ops):,} ops ({fused} fused), {kinds['param']} parameters ({values:,} values), "
-            f"{kinds['input']} inputs, {kinds['const']} constants; {saved}")
