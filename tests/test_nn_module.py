@@ -249,6 +249,10 @@ def test_module_shape_errors():
         nn.Conv2d(3, 2, 3)(np.zeros((1, 2, 5, 5)))
     with pytest.raises(ValueError, match="probability"):
         nn.Dropout(2)
+    with pytest.raises(ValueError, match="kernel_size"):
+        nn.MaxPool2d(0)
+    with pytest.raises(ValueError, match="stride"):
+        nn.Conv2d(1, 1, 3, stride=0)
 
 
 def test_float32_modules_stay_float32():
