@@ -53,9 +53,9 @@ class MaxPool2d(Module):
 
     def __init__(self, kernel_size, stride=None):
         super().__init__()
-        if np.isscalar(kernel_size) and kernel_size < 1 or stride is not None and stride < 1:
-            raise ValueError(f"MaxPool2d: kernel_size and stride must be positive, got "
-                             f"{kernel_size}, {stride}")
+        _pair(kernel_size, "MaxPool2d kernel_size")
+        if stride is not None:
+            _pair(stride, "MaxPool2d stride")
         self.kernel_size = kernel_size
         self.stride = stride
 
