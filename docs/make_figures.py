@@ -10,10 +10,10 @@ import pathlib
 import sys
 
 import numpy as np
-from autotensor.nn import functional as F
 
 import autotensor as at
 from autotensor import nn
+from autotensor.nn import functional as F
 from autotensor.viz import draw_graph, retain_grads
 
 IMG = pathlib.Path(__file__).resolve().parent / "img"
