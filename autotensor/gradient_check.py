@@ -20,42 +20,37 @@ def _value(out):
     return np.array(out.data if isinstance(out, Tensor) else out, dtype=np.float64)
 
 
+def _plus_minus(f, x, ix, h):
+    """(f(x), f(x)) with x[ix] raised, then lowered by h; x is restored afterwards."""
+    old = x[ix]
+    x[ix] = old + h
+    plus = _value(f(x))
+    x[ix] = old - h
+    minus = _value(f(x))
+    x[ix] = old
+    return plus, minus
+
+
 def eval_numerical_gradient(f, x, verbose=True, h=1e-5):
     """Gradient of the scalar function `f` at the array `x`, one element at a time.
 
     `x` is modified in place while evaluating and restored afterwards (the course's contract).
     """
     grad = np.zeros(x.shape, dtype=np.float64)
-    it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
-    while not it.finished:
-        ix = it.multi_index
-        old = x[ix]
-        x[ix] = old + h
-        fxph = float(_value(f(x)))
-        x[ix] = old - h
-        fxmh = float(_value(f(x)))
-        x[ix] = old
-        grad[ix] = (fxph - fxmh) / (2 * h)
+    for ix in np.ndindex(x.shape):
+        plus, minus = _plus_minus(f, x, ix, h)
+        grad[ix] = (float(plus) - float(minus)) / (2 * h)
         if verbose:
             print(ix, grad[ix])
-        it.iternext()
     return grad
 
 
 def eval_numerical_gradient_array(f, x, df, h=1e-5):
     """Gradient of sum(f(x) * df) at `x`, for an array-valued `f` and upstream gradient `df`."""
     grad = np.zeros(x.shape, dtype=np.float64)
-    it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
-    while not it.finished:
-        ix = it.multi_index
-        old = x[ix]
-        x[ix] = old + h
-        pos = _value(f(x))
-        x[ix] = old - h
-        neg = _value(f(x))
-        x[ix] = old
-        grad[ix] = np.sum((pos - neg) * df) / (2 * h)
-        it.iternext()
+    for ix in np.ndindex(x.shape):
+        plus, minus = _plus_minus(f, x, ix, h)
+        grad[ix] = np.sum((plus - minus) * df) / (2 * h)
     return grad
 
 
@@ -67,13 +62,8 @@ def grad_check_sparse(f, x, analytic_grad, num_checks=10, h=1e-5):
     errors = []
     for _ in range(num_checks):
         ix = tuple(randrange(n) for n in x.shape)
-        old = x[ix]
-        x[ix] = old + h
-        fxph = float(_value(f(x)))
-        x[ix] = old - h
-        fxmh = float(_value(f(x)))
-        x[ix] = old
-        numerical = (fxph - fxmh) / (2 * h)
+        plus, minus = _plus_minus(f, x, ix, h)
+        numerical = (float(plus) - float(minus)) / (2 * h)
         analytic = analytic_grad[ix]
         err = abs(numerical - analytic) / max(1e-12, abs(numerical) + abs(analytic))
         print(f"numerical: {numerical:f} analytic: {analytic:f}, relative error: {err:e}")
@@ -126,20 +116,15 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, 
         for i, g in zip(checked, saved_grads):
             inputs[i].grad = g
 
-    def objective():
+    def objective(_):
         with no_grad():
-            return float(np.sum(_value(fn(*inputs)) * u))
+            return np.sum(_value(fn(*inputs)) * u)
 
     for i, a in zip(checked, analytic):
         x = inputs[i].data
         numerical = np.zeros(x.shape, dtype=np.float64)
         for ix in np.ndindex(x.shape):
-            old = x[ix]
-            x[ix] = old + eps
-            plus = objective()
-            x[ix] = old - eps
-            minus = objective()
-            x[ix] = old
+            plus, minus = _plus_minus(objective, x, ix, eps)
             numerical[ix] = (plus - minus) / (2 * eps)
         excess = np.abs(a - numerical) - (atol + rtol * np.abs(numerical))
         if excess.size and (np.max(excess) > 0 or not np.all(np.isfinite(a))):

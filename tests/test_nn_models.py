@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from autotensor.gradient_check import eval_numerical_gradient, rel_error
 from autotensor.nn.models import (
     FullyConnectedNet,
     ThreeLayerConvNet,
@@ -11,8 +13,6 @@ from autotensor.nn.models import (
     init_two_layer_model,
     two_layer_net,
 )
-
-from autotensor.gradient_check import eval_numerical_gradient, rel_error
 
 
 def _randomize(model, seed):

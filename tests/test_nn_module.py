@@ -6,12 +6,12 @@ import inspect
 
 import numpy as np
 import pytest
-from autotensor.nn import functional as F
-from autotensor.nn import init
 
 import autotensor as at
 from autotensor import Tensor, nn
 from autotensor.autograd import graph_nodes
+from autotensor.nn import functional as F
+from autotensor.nn import init
 
 
 class Block(nn.Module):

@@ -10,12 +10,12 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from autotensor.nn import functional as F
 
 import autotensor as at
 from autotensor import _viz_render, nn
 from autotensor.autograd import graph_nodes
 from autotensor.function import Function, scope
+from autotensor.nn import functional as F
 from autotensor.viz import Graph, draw_graph, retain_grads, summary
 
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
