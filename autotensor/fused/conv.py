@@ -18,9 +18,9 @@ from . import kernels
 class Conv2d(Function):
     """out[n, f] = sum_{c,i,j} w[f, c, i, j] * xpad[n, c, sh*ho + i, sw*wo + j] + b[f]
 
-    Fused: im2col into a reused workspace, then one batched BLAS GEMM per pass.
-    cols[n] is (K, P) with K = C*HH*WW and P = Ho*Wo, so every GEMM result is already in
-    its final memory order: out[n] = W @ cols[n], dcols[n] = W.T @ g[n], dW = sum_n g[n] cols[n].T.
+    Fused: im2col into pooled memory, then batched BLAS GEMMs. cols[n] is (K, P) with
+    K = C*HH*WW and P = Ho*Wo, so every GEMM result is already in its final memory order:
+    out[n] = W @ cols[n], dcols[n] = W.T @ g[n], dW = sum_n g[n] @ cols[n].T.
     """
 
     fused = True
@@ -30,39 +30,32 @@ class Conv2d(Function):
         F, _, HH, WW = w.shape
         Ho, Wo = out_size(H, W, HH, WW, stride, pad)
         dtype = np.result_type(x, w)
-        x, w = x.astype(dtype, copy=False), w.astype(dtype, copy=False)
-        cols = kernels.im2col(x, HH, WW, stride, pad, Ho, Wo, kernels.workspace("cols", (
-            N, C * HH * WW, Ho * Wo), dtype))
-        out = np.matmul(w.reshape(F, -1), cols).reshape(N, F, Ho, Wo)
+        w2 = w.astype(dtype, copy=False).reshape(F, -1)
+        cols = kernels.im2col(x.astype(dtype, copy=False), HH, WW, stride, pad, Ho, Wo,
+                              kernels.pooled_empty((N, C * HH * WW, Ho * Wo), dtype))
+        out = np.matmul(w2, cols).reshape(N, F, Ho, Wo)
         if b is not None:
             out += b.astype(dtype, copy=False).reshape(1, F, 1, 1)
-        # NOTE: cols is recomputed in backward instead of saved: it is K/F times the size of
-        # the output, and rebuilding it into the warm workspace costs less than keeping it.
-        self.saved = (x, w)
-        self.stride, self.pad = stride, pad
+        # The columns are kept for dW (pooled memory: reused once this node is freed).
+        self.saved = (cols, w2)
+        self.geometry = (x.shape, w.shape, stride, pad)
         return out
 
     def backward(self, g):
-        x, w = self.saved
-        N, C, H, W = x.shape
-        F, _, HH, WW = w.shape
+        cols, w2 = self.saved
+        (N, C, H, W), wshape, stride, pad = self.geometry
+        F, _, HH, WW = wshape
         Ho, Wo = g.shape[2:]
         g3 = g.reshape(N, F, Ho * Wo)
         db = g3.sum(axis=(0, 2)) if self.needs_grad(2) else None
-        cols = None
-        if self.needs_grad(1):
-            cols = kernels.im2col(x, HH, WW, self.stride, self.pad, Ho, Wo, kernels.workspace(
-                "cols", (N, C * HH * WW, Ho * Wo), x.dtype))
-            gw = np.matmul(g3, cols.transpose(0, 2, 1), out=kernels.workspace(
-                "gw", (N, F, C * HH * WW), x.dtype))
-            dw = gw.sum(axis=0).reshape(w.shape)
-        else:
-            dw = None
-        dx = None
+        dw = dx = None
+        if self.needs_grad(1):      # one GEMM per sample, summed: (N, F, K) is small
+            gw = np.matmul(g3, cols.transpose(0, 2, 1),
+                           out=kernels.pooled_empty((N, F, cols.shape[1]), cols.dtype))
+            dw = gw.sum(axis=0).reshape(wshape)
         if self.needs_grad(0):
-            dcols = np.matmul(w.reshape(F, -1).T, g3, out=kernels.workspace(
-                "cols" if cols is None else "dcols", (N, C * HH * WW, Ho * Wo), x.dtype))
-            dx = kernels.col2im(dcols, C, H, W, HH, WW, self.stride, self.pad, Ho, Wo)
+            dcols = np.matmul(w2.T, g3, out=kernels.pooled_empty(cols.shape, cols.dtype))
+            dx = kernels.col2im(dcols, C, H, W, HH, WW, stride, pad, Ho, Wo)
         return dx, dw, db
 
 

@@ -1,0 +1,387 @@
+"""Fused ops vs their composite twins vs numerical gradients, kernels (numba and numpy), errors.
+
+Table-driven: each row is one geometry; every row runs in float64 (fused == twin to ~1e-10)
+and float32 (looser, and dtypes must stay float32). Rows marked for gradcheck are also
+checked against central differences, for the fused op and for the twin.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import autotensor as at
+from autotensor import fused
+from autotensor.fused import kernels
+
+TOL = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=2e-4, atol=2e-4)}
+DTYPES = [np.float64, np.float32]
+
+
+def run_both(fn, arrays, dtype, seed=0):
+    """Forward and input gradients of fn under the fused op and under the twin."""
+    results = []
+    for fused_on in (True, False):
+        ts = [at.Tensor(a.astype(dtype), requires_grad=True) for a in arrays]
+        with at.use_fused(fused_on):
+            out = fn(*ts)
+        u = np.random.default_rng(seed).standard_normal(out.shape).astype(dtype)
+        out.backward(u)
+        assert out.dtype == dtype, f"output became {out.dtype}"
+        for t in ts:
+            assert t.grad.dtype == dtype, f"gradient became {t.grad.dtype}"
+        results.append([out.data] + [t.grad for t in ts])
+        node_is_fused = getattr(out._node, "fused", False)
+        assert node_is_fused == fused_on, "use_fused did not pick the expected implementation"
+    return results
+
+
+def assert_twins_agree(fn, arrays, dtype):
+    fused_res, twin_res = run_both(fn, arrays, dtype)
+    for name, a, b in zip(["out"] + [f"grad{i}" for i in range(len(arrays))], fused_res, twin_res):
+        np.testing.assert_allclose(a, b, **TOL[dtype], err_msg=f"fused vs twin: {name}")
+
+
+def gradcheck_both(fn, arrays):
+    for fused_on in (True, False):
+        ts = [at.Tensor(a.astype(np.float64), requires_grad=True) for a in arrays]
+        with at.use_fused(fused_on):
+            assert at.gradcheck(fn, ts, eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+# ---- conv2d ------------------------------------------------------------------------------------
+# (x shape, w shape, stride, pad, bias, gradcheck?)
+CONV_ROWS = [
+    ((2, 3, 7, 8), (4, 3, 3, 3), 1, 1, True, True),
+    ((1, 2, 9, 6), (3, 2, 4, 3), (3, 2), (2, 0), True, True),     # N=1, non-square, mixed
+    ((2, 1, 5, 5), (2, 1, 5, 5), 1, 0, False, True),              # kernel == input
+    ((3, 2, 11, 10), (2, 2, 2, 5), 2, 3, True, True),             # pad 3, stride 2
+    ((2, 3, 10, 9), (5, 3, 3, 1), 3, 2, True, False),             # stride 3, 1-wide kernel
+    ((1, 4, 13, 7), (3, 4, 3, 2), (1, 3), (0, 1), False, False),
+    ((4, 5, 8, 8), (6, 5, 1, 1), 2, 0, True, False),              # 1x1 kernel, stride 2
+    ((2, 3, 6, 6), (4, 3, 7, 7), 1, 3, True, False),              # kernel > input, padded
+    ((5, 2, 15, 12), (3, 2, 3, 4), 2, 1, True, False),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("row", CONV_ROWS, ids=lambda r: f"x{r[0]}w{r[1]}s{r[2]}p{r[3]}")
+def test_conv2d_fused_equals_twin(row, dtype):
+    xs, ws, stride, pad, bias = row[:5]
+    rng = np.random.default_rng(1)
+    arrays = [rng.standard_normal(xs), rng.standard_normal(ws)]
+    if bias:
+        arrays.append(rng.standard_normal(ws[0]))
+    assert_twins_agree(lambda *t: fused.conv2d(*t, stride=stride, pad=pad), arrays, dtype)
+
+
+@pytest.mark.parametrize("row", [r for r in CONV_ROWS if r[5]], ids=lambda r: f"x{r[0]}w{r[1]}")
+def test_conv2d_gradcheck(row):
+    xs, ws, stride, pad, bias = row[:5]
+    rng = np.random.default_rng(2)
+    arrays = [rng.standard_normal(xs), rng.standard_normal(ws)]
+    if bias:
+        arrays.append(rng.standard_normal(ws[0]))
+    gradcheck_both(lambda *t: fused.conv2d(*t, stride=stride, pad=pad), arrays)
+
+
+def conv_reference(x, w, b, stride, pad):
+    """Direct definition via a window view, independent of im2col."""
+    (sh, sw), (ph, pw) = stride, pad
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    win = np.lib.stride_tricks.sliding_window_view(xp, w.shape[2:], axis=(2, 3))[:, :, ::sh, ::sw]
+    return np.einsum("nchwij,fcij->nfhw", win, w) + b.reshape(1, -1, 1, 1)
+
+
+def test_conv2d_matches_definition_and_floor_output_size():
+    rng = np.random.default_rng(3)
+    x, w, b = rng.standard_normal((2, 3, 10, 9)), rng.standard_normal((4, 3, 3, 2)), \
+        rng.standard_normal(4)
+    out = fused.conv2d(x, w, b, stride=(3, 2), pad=(1, 2))
+    assert out.shape == (2, 4, (10 + 2 - 3) // 3 + 1, (9 + 4 - 2) // 2 + 1)
+    np.testing.assert_allclose(out.data, conv_reference(x, w, b, (3, 2), (1, 2)), rtol=1e-12)
+
+
+def test_conv2d_only_some_inputs_need_grad():
+    rng = np.random.default_rng(4)
+    x = at.Tensor(rng.standard_normal((2, 3, 6, 6)))                 # data: no gradient
+    w = at.Tensor(rng.standard_normal((2, 3, 3, 3)), requires_grad=True)
+    fused.conv2d(x, w, rng.standard_normal(2), pad=1).sum().backward()
+    with at.use_fused(False):
+        w2 = at.Tensor(w.data, requires_grad=True)
+        (fused.conv2d(x, w2, None, pad=1).sum()).backward()
+    np.testing.assert_allclose(w.grad, w2.grad, rtol=1e-10)
+    assert x.grad is None
+
+
+def test_conv2d_retain_graph_second_backward_is_identical():
+    rng = np.random.default_rng(5)
+    x = at.Tensor(rng.standard_normal((2, 3, 8, 8)), requires_grad=True)
+    w = at.Tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
+    out = fused.conv2d(x, w, pad=1)
+    out.sum().backward(retain_graph=True)
+    g1 = (x.grad.copy(), w.grad.copy())
+    fused.conv2d(x.detach(), w.detach() * 2, pad=1)      # other convs reuse free pooled memory
+    x.grad = w.grad = None
+    out.sum().backward()
+    np.testing.assert_array_equal(x.grad, g1[0])
+    np.testing.assert_array_equal(w.grad, g1[1])
+
+
+# ---- max_pool2d --------------------------------------------------------------------------------
+# (x shape, kernel_size, stride, gradcheck?)
+POOL_ROWS = [
+    ((2, 3, 8, 8), 2, None, True),          # windows tile the input
+    ((1, 2, 9, 7), 2, None, True),          # tile after cropping the last row/column
+    ((2, 3, 9, 7), 3, 2, True),             # overlapping windows
+    ((2, 2, 9, 11), (2, 3), (3, 2), True),  # non-square, gapped rows / overlapping columns
+    ((3, 4, 6, 6), (3, 2), (3, 2), False),  # non-square tiling
+    ((1, 1, 5, 5), 5, 1, False),            # one window covers everything
+    ((2, 3, 12, 10), 3, 3, False),
+    ((2, 3, 7, 7), 1, 2, False),            # 1x1 windows, stride 2
+]
+
+
+def pool_fn(kernel, stride):
+    return lambda x: fused.max_pool2d(x, kernel, stride)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("row", POOL_ROWS, ids=lambda r: f"x{r[0]}k{r[1]}s{r[2]}")
+def test_max_pool2d_fused_equals_twin(row, dtype):
+    xs, kernel, stride = row[:3]
+    x = np.random.default_rng(6).standard_normal(xs)
+    assert_twins_agree(pool_fn(kernel, stride), [x], dtype)
+
+
+@pytest.mark.parametrize("row", [r for r in POOL_ROWS if r[3]], ids=lambda r: f"x{r[0]}k{r[1]}")
+def test_max_pool2d_gradcheck(row):
+    xs, kernel, stride = row[:3]
+    gradcheck_both(pool_fn(kernel, stride), [np.random.default_rng(7).standard_normal(xs)])
+
+
+@pytest.mark.parametrize("stride", [2, 1])
+def test_max_pool2d_ties_go_to_first_maximum(stride):
+    x = np.zeros((1, 1, 4, 4))
+    for fused_on in (True, False):
+        t = at.Tensor(x, requires_grad=True)
+        with at.use_fused(fused_on):
+            fused.max_pool2d(t, 2, stride).sum().backward()
+        expected = np.zeros((4, 4))
+        expected[0:4 - 1:stride, 0:4 - 1:stride] = 1       # each window's top-left element
+        np.testing.assert_array_equal(t.grad[0, 0], expected)
+
+
+# ---- batch_norm --------------------------------------------------------------------------------
+# (x shape, training, gradcheck?)
+BN_ROWS = [((8, 5), True, True), ((4, 3, 3, 2), True, True), ((1, 2, 3, 3), True, False),
+           ((6, 7), False, True), ((3, 4, 2, 5), False, True), ((50, 16, 4, 4), True, False)]
+
+
+def bn_arrays(xs, seed):
+    rng = np.random.default_rng(seed)
+    d = xs[1]
+    return [rng.standard_normal(xs) * 2 + 3, rng.standard_normal(d) + 1, rng.standard_normal(d)]
+
+
+def bn_stats(d, seed):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(d), rng.uniform(0.5, 2, d)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("row", BN_ROWS, ids=lambda r: f"x{r[0]}train{r[1]}")
+def test_batch_norm_fused_equals_twin(row, dtype):
+    xs, training = row[:2]
+    stats = []
+    for fused_on in (True, False):
+        rm, rv = bn_stats(xs[1], 8)
+        def fn(x, g, b, rm=rm, rv=rv):
+            return fused.batch_norm(x, g, b, rm, rv, training=training)
+        res = run_both(fn, bn_arrays(xs, 9), dtype)[0 if fused_on else 1]
+        stats.append((rm, rv, res))
+    (rm_f, rv_f, res_f), (rm_t, rv_t, res_t) = stats
+    for a, b in zip(res_f, res_t):
+        np.testing.assert_allclose(a, b, **TOL[dtype])
+    np.testing.assert_allclose(rm_f, rm_t, **TOL[dtype])
+    np.testing.assert_allclose(rv_f, rv_t, **TOL[dtype])
+
+
+@pytest.mark.parametrize("row", [r for r in BN_ROWS if r[2]], ids=lambda r: f"x{r[0]}t{r[1]}")
+def test_batch_norm_gradcheck(row):
+    xs, training = row[:2]
+    rm, rv = bn_stats(xs[1], 10)
+    gradcheck_both(lambda x, g, b: fused.batch_norm(x, g, b, rm.copy(), rv.copy(),
+                                                    training=training), bn_arrays(xs, 11))
+
+
+@pytest.mark.parametrize("fused_on", [True, False])
+@pytest.mark.parametrize("xs", [(10, 4), (6, 4, 3, 5)])
+def test_batch_norm_running_stats_and_eval_mode(xs, fused_on):
+    x, gamma, beta = bn_arrays(xs, 12)
+    axes = (0,) if len(xs) == 2 else (0, 2, 3)
+    rm, rv = bn_stats(xs[1], 13)
+    rm0, rv0 = rm.copy(), rv.copy()
+    with at.use_fused(fused_on):
+        out = fused.batch_norm(x, gamma, beta, rm, rv, training=True, momentum=0.8)
+        np.testing.assert_allclose(rm, 0.8 * rm0 + 0.2 * x.mean(axis=axes), rtol=1e-12)
+        np.testing.assert_allclose(rv, 0.8 * rv0 + 0.2 * x.var(axis=axes), rtol=1e-12)
+        shape = (1, -1) + (1,) * (len(xs) - 2)
+        xhat = (x - x.mean(axis=axes).reshape(shape)) / np.sqrt(
+            x.var(axis=axes).reshape(shape) + 1e-5)
+        np.testing.assert_allclose(out.data, xhat * gamma.reshape(shape) + beta.reshape(shape),
+                                   rtol=1e-10, atol=1e-12)
+        before = (rm.copy(), rv.copy())
+        out = fused.batch_norm(x, gamma, beta, rm, rv, training=False)
+        np.testing.assert_array_equal(rm, before[0])            # eval mode leaves them alone
+        expected = (x - rm.reshape(shape)) / np.sqrt(rv.reshape(shape) + 1e-5)
+        np.testing.assert_allclose(out.data, expected * gamma.reshape(shape)
+                                   + beta.reshape(shape), rtol=1e-10, atol=1e-12)
+
+
+def test_batch_norm_float32_with_float64_running_stats_stays_float32():
+    x, gamma, beta = [a.astype(np.float32) for a in bn_arrays((6, 3, 2, 2), 14)]
+    rm, rv = np.zeros(3), np.ones(3)
+    for training in (True, False):
+        out = fused.batch_norm(at.Tensor(x, requires_grad=True), gamma, beta, rm, rv, training)
+        assert out.dtype == np.float32
+    assert rm.dtype == np.float64 and np.all(rm != 0)
+
+
+# ---- kernels: numba and numpy, contiguous and not -----------------------------------------------
+KERNEL_SETS = {"numpy": kernels.NUMPY_KERNELS, "numba": kernels.NUMBA_KERNELS}
+
+
+def test_numba_kernels_present_and_env_switch_selects_numpy():
+    assert kernels.NUMBA_KERNELS is not None, "numba is a dependency: its kernels must load"
+    code = "from autotensor.fused import kernels; print(kernels.BACKEND)"
+    for env, expected in (("0", "numpy"), ("1", "numba")):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={**os.environ, "AUTOTENSOR_NUMBA": env}, check=True)
+        assert out.stdout.strip() == expected
+
+
+def noncontiguous(a):
+    """The same values as `a` in a strided, non-contiguous array."""
+    big = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype)
+    big[..., ::2] = a
+    return big[..., ::2]
+
+
+KERNEL_GEOMETRY = [((2, 3, 7, 8), (3, 3), (1, 1), (1, 1)), ((1, 2, 9, 6), (4, 3), (3, 2), (2, 0)),
+                   ((2, 2, 5, 5), (5, 5), (1, 1), (0, 0)), ((3, 1, 8, 7), (2, 4), (2, 3), (3, 2))]
+
+
+@pytest.mark.parametrize("backend", KERNEL_SETS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("geom", KERNEL_GEOMETRY, ids=str)
+def test_im2col_col2im_kernels(geom, dtype, backend):
+    ks = KERNEL_SETS[backend]
+    xs, (HH, WW), stride, pad = geom
+    N, C, H, W = xs
+    Ho, Wo = (H + 2 * pad[0] - HH) // stride[0] + 1, (W + 2 * pad[1] - WW) // stride[1] + 1
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal((1, C, HH, WW)).astype(dtype)
+    for xin in (x, noncontiguous(x)):
+        cols = ks["im2col"](xin, HH, WW, stride, pad, Ho, Wo,
+                            np.full((N, C * HH * WW, Ho * Wo), np.nan, dtype))
+        assert cols.dtype == dtype
+        # Columns times the flattened kernel is the convolution by its definition.
+        conv = (w.reshape(1, -1) @ cols).reshape(N, 1, Ho, Wo)
+        np.testing.assert_allclose(conv, conv_reference(x, w, np.zeros(1), stride, pad),
+                                   **TOL[dtype])
+    # col2im is the adjoint of im2col: <im2col(x), c> == <x, col2im(c)>.
+    c = rng.standard_normal((N, C * HH * WW, Ho * Wo)).astype(dtype)
+    for cin in (c, noncontiguous(c)):
+        dx = ks["col2im"](cin, C, H, W, HH, WW, stride, pad, Ho, Wo)
+        assert dx.shape == xs and dx.dtype == dtype
+        np.testing.assert_allclose(np.vdot(cols, c), np.vdot(x, dx), rtol=1e-4 if
+                                   dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("backend", KERNEL_SETS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("geom", [((2, 3, 8, 8), 2, 2, 2, 2), ((2, 2, 9, 7), 3, 2, 2, 1),
+                                  ((1, 2, 10, 9), 2, 3, 3, 2)], ids=str)
+def test_maxpool_kernels(geom, dtype, backend):
+    ks = KERNEL_SETS[backend]
+    xs, kh, kw, sh, sw = geom
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal(xs).astype(dtype)
+    win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+    flat = win.reshape(win.shape[:4] + (-1,))
+    g = rng.standard_normal(flat.shape[:4]).astype(dtype)
+    ref_dx = np.zeros_like(x)
+    n, c, ho, wo = np.indices(flat.shape[:4])
+    k = flat.argmax(-1)
+    np.add.at(ref_dx, (n, c, ho * sh + k // kw, wo * sw + k % kw), g)
+    for xin, gin in ((x, g), (noncontiguous(x), noncontiguous(g))):
+        out, arg = ks["maxpool_forward"](xin, kh, kw, sh, sw)
+        np.testing.assert_array_equal(out, flat.max(-1))
+        np.testing.assert_array_equal(arg, k)
+        dx = ks["maxpool_backward"](gin, noncontiguous(arg), *xs[2:], kh, kw, sh, sw)
+        assert dx.dtype == dtype
+        np.testing.assert_allclose(dx, ref_dx, rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend", KERNEL_SETS)
+def test_maxpool_kernel_nan_is_the_maximum(backend):
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    x[0, 0, 0, 1] = np.nan
+    out, arg = KERNEL_SETS[backend]["maxpool_forward"](x, 2, 2, 2, 2)
+    assert np.isnan(out[0, 0, 0, 0]) and arg[0, 0, 0, 0] == 1
+    assert out[0, 0, 1, 1] == 15
+
+
+def test_pooled_buffers_are_reused_only_when_free():
+    a = kernels.pooled_empty((300, 301), np.float64)
+    b = kernels.pooled_empty((300, 301), np.float64)
+    assert not np.shares_memory(a, b)              # `a` is alive: never handed out twice
+    base = a.base
+    del a
+    c = kernels.pooled_empty((300, 301), np.float64)
+    assert c.base is base                          # `a` died: its memory comes back
+    assert not np.shares_memory(b, c)
+
+
+# ---- bad input ---------------------------------------------------------------------------------
+X, Wt = np.zeros((2, 3, 8, 8)), np.zeros((4, 3, 3, 3))
+BAD = [
+    (lambda: fused.conv2d(X, np.zeros((4, 2, 3, 3))), "3 channels"),
+    (lambda: fused.conv2d(X[0], Wt), r"x must be \(N, C, H, W\)"),
+    (lambda: fused.conv2d(X, Wt[0]), r"w \(F, C, HH, WW\)"),
+    (lambda: fused.conv2d(X, np.zeros((4, 3, 9, 3))), "larger than the padded input"),
+    (lambda: fused.conv2d(X, np.zeros((4, 3, 11, 3)), pad=1), r"padded input \(10, 10\)"),
+    (lambda: fused.conv2d(X, Wt, stride=0), "stride must be >= 1"),
+    (lambda: fused.conv2d(X, Wt, stride=(1, -2)), "stride must be >= 1"),
+    (lambda: fused.conv2d(X, Wt, pad=-1), "pad must be >= 0"),
+    (lambda: fused.conv2d(X, Wt, pad=1.5), "pad must be an int or a pair"),
+    (lambda: fused.conv2d(X, Wt, stride=(1, 2, 3)), "stride must be an int or a pair"),
+    (lambda: fused.conv2d(X, Wt, np.zeros(3)), r"b must have shape \(4,\)"),
+    (lambda: fused.max_pool2d(X, 9), "larger than the input"),
+    (lambda: fused.max_pool2d(X[0]), r"x must be \(N, C, H, W\)"),
+    (lambda: fused.max_pool2d(X, 0), "kernel_size must be >= 1"),
+    (lambda: fused.max_pool2d(X, 2, stride=0), "stride must be >= 1"),
+    (lambda: fused.batch_norm(np.zeros((4, 3, 2)), np.ones(3), np.zeros(3)), "x must be"),
+    (lambda: fused.batch_norm(np.zeros((4, 3)), np.ones(4), np.zeros(3)),
+     r"gamma must have shape \(3,\)"),
+    (lambda: fused.batch_norm(X, np.ones(3), np.zeros(4)), r"beta must have shape \(3,\)"),
+    (lambda: fused.batch_norm(X, np.ones(3), np.zeros(3), np.zeros(4), np.ones(3)),
+     "running_mean must be an ndarray of shape"),
+    (lambda: fused.batch_norm(X, np.ones(3), np.zeros(3), training=False), "eval mode"),
+    (lambda: fused.batch_norm(np.zeros((1, 3)), np.ones(3), np.zeros(3)),
+     "more than one value per feature"),
+    (lambda: fused.batch_norm(X, np.ones(3), np.zeros(3), momentum=1.5), "momentum"),
+]
+
+
+@pytest.mark.parametrize("fused_on", [True, False])
+@pytest.mark.parametrize("call,message", BAD, ids=[m for _, m in BAD])
+def test_bad_input_raises_clear_value_error(call, message, fused_on):
+    with at.use_fused(fused_on), pytest.raises(ValueError, match=message):
+        call()
