@@ -249,3 +249,24 @@ def test_user_defined_function():
     assert at.gradcheck(Cube.apply, [x])
     y = Cube.apply(x)
     assert y._node.name == "Cube" and not y._node.fused
+
+
+def test_in_place_accumulation_never_touches_shared_gradients():
+    # Add hands one array to both inputs; later contributions are summed in place only into
+    # arrays the engine allocated, so neither the other input's gradient nor a retained
+    # gradient nor the caller's upstream array may change.
+    x, w = leaf(3), leaf(3, seed=1)
+    h = (x + w).retain_grad()            # h's grad flows unchanged to x and to w
+    y = h * 1.0 + x * 2.0 + x * 3.0 + w * w
+    upstream = np.full(3, 2.0)
+    y.backward(upstream)
+    np.testing.assert_array_equal(upstream, np.full(3, 2.0))
+    np.testing.assert_allclose(h.grad, np.full(3, 2.0))
+    np.testing.assert_allclose(x.grad, 2.0 * (1 + 2 + 3))
+    np.testing.assert_allclose(w.grad, 2.0 * (1 + 2 * w.data))
+    for _ in range(2):                   # across calls: existing .grad arrays are not reused
+        before = x.grad
+        snapshot = before.copy()
+        (x * 1.0 + x * 1.0).sum().backward()
+        np.testing.assert_array_equal(before, snapshot)
+        np.testing.assert_allclose(x.grad, snapshot + 2.0)
