@@ -2,12 +2,12 @@
 
 For each case and dtype (float32, float64), times the forward pass alone and forward +
 backward, and prints medians (ms) and each one's ratio to PyTorch (lower is better).
-Implementations are timed round-robin (one call of each per round), so a slow period of this
-shared machine hits all of them alike. PyTorch (if installed) uses as many threads as
-autotensor (numba's thread count; BLAS uses every core).
+Each implementation is timed in blocks of consecutive calls, the blocks rotating three
+times, so a slow period of this shared machine hits all of them alike. PyTorch (if
+installed) uses as many threads as autotensor (numba's thread count; BLAS uses every core).
 
 The naive loops are slow: they are timed on the first `--naive-n` samples of the batch, on 3
-repeats only, after the round-robin, and scaled linearly to the full batch ("naive*" rows).
+repeats only, and scaled linearly to the full batch ("naive*" rows).
 
 Usage: python bench/layers.py [--quick] [--repeats N] [--dtype float32|float64]
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import gc
 import os
 import statistics
 import time
@@ -94,15 +93,23 @@ def pool_naive_backward(dout, cache):
 
 
 # ---- timing ------------------------------------------------------------------------------------
-def round_robin(fns, repeats):
-    """{name: median seconds}, calling each fn once per round (after one warm-up round)."""
+def timed_blocks(fns, repeats, cycles=3):
+    """{name: median seconds}. Each implementation runs in blocks of consecutive calls (the
+    first call of a block is an untimed warm-up), and the blocks rotate `cycles` times.
+
+    Blocks, not single calls in turn: right after a BLAS call or a PyTorch op, their idle
+    worker threads spin for a while and slow whatever runs next (a PyTorch batch norm ran
+    100x slower right after a numpy matmul here), which would charge one library's threads
+    to the other.
+    """
     times = {name: [] for name in fns}
-    for rnd in range(repeats + 1):
+    per_block = max(1, -(-repeats // cycles))
+    for _ in range(cycles if repeats > 1 else 1):
         for name, fn in fns.items():
-            gc.collect()
-            t0 = time.perf_counter()
             fn()
-            if rnd:
+            for _ in range(per_block):
+                t0 = time.perf_counter()
+                fn()
                 times[name].append(time.perf_counter() - t0)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
@@ -172,18 +179,18 @@ def bench_conv(dtype, repeats, naive_n, naive_reps, rng):
                    "composite": at_case(op, arrays, False, backward)}
             if torch is not None:
                 fns["torch"] = torch_case(top, arrays, backward)
-            res = round_robin(fns, repeats)
+            res = timed_blocks(fns, repeats)
             if backward:
                 fwd = conv_naive_forward(xn, arrays[1], arrays[2], s, p)
                 naive = lambda fwd=fwd: conv_naive_backward(np.ones_like(fwd[0]), fwd[1])  # noqa
             else:
                 naive = functools.partial(conv_naive_forward, xn, arrays[1], arrays[2], s, p)
-            res.update(round_robin({"naive*": naive}, naive_reps))
+            res.update(timed_blocks({"naive*": naive}, naive_reps))
             what = "forward" if not backward else "forward+backward (naive*: backward only)"
             report(f"conv x {xs} w {ws} stride {s} pad {p} {dtype.__name__}: {what}", res,
                    {"naive*": n_scale})
             if backward:
-                fwd_only = round_robin({"fused": at_case(op, arrays, True, False)}, repeats)
+                fwd_only = timed_blocks({"fused": at_case(op, arrays, True, False)}, repeats)
                 bwd = res["fused"] - fwd_only["fused"]
                 print(f"  backward only: fused {bwd * 1e3:.3f} ms; naive*/fused "
                       f"{res['naive*'] * n_scale / max(bwd, 1e-9):.0f}x; composite/fused "
@@ -200,11 +207,11 @@ def bench_pool(dtype, repeats, naive_n, naive_reps, rng):
             if torch is not None:
                 fns["torch"] = torch_case(lambda x: torch.nn.functional.max_pool2d(x, 2),
                                           arrays, backward)
-            res = round_robin(fns, repeats)
+            res = timed_blocks(fns, repeats)
             fwd = pool_naive_forward(xn, 2)
             naive = (functools.partial(pool_naive_backward, np.ones_like(fwd[0]), fwd[1])
                      if backward else functools.partial(pool_naive_forward, xn, 2))
-            res.update(round_robin({"naive*": naive}, naive_reps))
+            res.update(timed_blocks({"naive*": naive}, naive_reps))
             what = "forward" if not backward else "forward+backward (naive*: backward only)"
             report(f"max pool 2x2 on {xs} {dtype.__name__}: {what}", res,
                    {"naive*": xs[0] / xn.shape[0]})
@@ -234,7 +241,7 @@ def bench_bn(dtype, repeats, rng):
                     arrays, backward)
             what = "forward" if not backward else "forward+backward"
             report(f"batch norm {xs} {dtype.__name__} (training): {what}",
-                   round_robin(fns, repeats))
+                   timed_blocks(fns, repeats))
 
 
 def bench_models(dtype, repeats, rng):

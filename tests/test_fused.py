@@ -273,7 +273,8 @@ def noncontiguous(a):
 
 
 KERNEL_GEOMETRY = [((2, 3, 7, 8), (3, 3), (1, 1), (1, 1)), ((1, 2, 9, 6), (4, 3), (3, 2), (2, 0)),
-                   ((2, 2, 5, 5), (5, 5), (1, 1), (0, 0)), ((3, 1, 8, 7), (2, 4), (2, 3), (3, 2))]
+                   ((2, 2, 5, 5), (5, 5), (1, 1), (0, 0)), ((3, 1, 8, 7), (2, 4), (2, 3), (3, 2)),
+                   ((8, 8, 24, 23), (3, 3), (1, 1), (1, 1))]    # large enough for many threads
 
 
 @pytest.mark.parametrize("backend", KERNEL_SETS)
@@ -307,7 +308,8 @@ def test_im2col_col2im_kernels(geom, dtype, backend):
 @pytest.mark.parametrize("backend", KERNEL_SETS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("geom", [((2, 3, 8, 8), 2, 2, 2, 2), ((2, 2, 9, 7), 3, 2, 2, 1),
-                                  ((1, 2, 10, 9), 2, 3, 3, 2)], ids=str)
+                                  ((1, 2, 10, 9), 2, 3, 3, 2), ((4, 8, 64, 64), 3, 3, 2, 2)],
+                         ids=str)
 def test_maxpool_kernels(geom, dtype, backend):
     ks = KERNEL_SETS[backend]
     xs, kh, kw, sh, sw = geom
@@ -326,7 +328,7 @@ def test_maxpool_kernels(geom, dtype, backend):
         np.testing.assert_array_equal(arg, k)
         dx = ks["maxpool_backward"](gin, noncontiguous(arg), *xs[2:], kh, kw, sh, sw)
         assert dx.dtype == dtype
-        np.testing.assert_allclose(dx, ref_dx, rtol=1e-6)
+        np.testing.assert_allclose(dx, ref_dx, **TOL[dtype])
 
 
 @pytest.mark.parametrize("backend", KERNEL_SETS)
@@ -336,6 +338,53 @@ def test_maxpool_kernel_nan_is_the_maximum(backend):
     out, arg = KERNEL_SETS[backend]["maxpool_forward"](x, 2, 2, 2, 2)
     assert np.isnan(out[0, 0, 0, 0]) and arg[0, 0, 0, 0] == 1
     assert out[0, 0, 1, 1] == 15
+
+
+# (x shape, float64 mean/var given for eval mode?)
+BN_KERNEL_ROWS = [((7, 5), False), ((600, 260), False), ((4, 3, 2, 6), False), ((5, 4), True),
+                  ((60, 40, 8, 8), False), ((3, 2, 4, 4), True)]
+
+
+@pytest.mark.parametrize("backend", KERNEL_SETS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("row", BN_KERNEL_ROWS, ids=str)
+def test_batch_norm_kernels(row, dtype, backend):
+    """Both code paths of each set, (N, D) rows and (N, C, H, W) planes, small and large
+    enough to run on several threads (kernels_numba.PARALLEL_MIN), against the formulas."""
+    ks = KERNEL_SETS[backend]
+    xs, eval_mode = row
+    rng = np.random.default_rng(17)
+    x = (rng.standard_normal(xs) * 3 + 2).astype(dtype)
+    g = rng.standard_normal(xs).astype(dtype)
+    gamma, beta = rng.standard_normal(xs[1]), rng.standard_normal(xs[1])
+    axes = (0,) if len(xs) == 2 else (0, 2, 3)
+    shape = (1, -1) + (1,) * (len(xs) - 2)
+    x64 = x.astype(np.float64)
+    if eval_mode:
+        stats = (rng.standard_normal(xs[1]), rng.uniform(0.5, 2, xs[1]))
+        mean, var = stats
+    else:
+        stats = ()
+        mean, var = x64.mean(axis=axes), x64.var(axis=axes)
+    istd = 1 / np.sqrt(var + 1e-5)
+    xhat = (x64 - mean.reshape(shape)) * istd.reshape(shape)
+    m = x.size // xs[1]
+    for xin, gin in ((x, g), (noncontiguous(x), noncontiguous(g))):
+        out, mu, v = ks["bn_forward"](xin, gamma, beta, 1e-5, *stats)
+        assert out.dtype == dtype and out.shape == xs
+        np.testing.assert_allclose(mu, mean, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(v, var, rtol=1e-12)
+        np.testing.assert_allclose(out, xhat * gamma.reshape(shape) + beta.reshape(shape),
+                                   **TOL[dtype])
+        dx, dgamma, dbeta = ks["bn_backward"](gin, xin, gamma, mu, v, 1e-5, not eval_mode)
+        np.testing.assert_allclose(dbeta, g.sum(axis=axes, dtype=np.float64), rtol=1e-9)
+        np.testing.assert_allclose(dgamma, (g * xhat).sum(axis=axes), rtol=1e-9, atol=1e-9)
+        k = (gamma * istd).reshape(shape)
+        expected = k * g if eval_mode else k * (g - dbeta.reshape(shape) / m
+                                                - xhat * dgamma.reshape(shape) / m)
+        assert dx.dtype == dtype and dx.shape == xs
+        np.testing.assert_allclose(dx, expected, **TOL[dtype])
+        assert ks["bn_backward"](gin, xin, gamma, mu, v, 1e-5, True, need_dx=False)[0] is None
 
 
 def test_pooled_buffers_are_reused_only_when_free():
