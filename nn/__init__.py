@@ -1,1 +1,25 @@
-"""Neural-network building blocks: modules, functional ops, the course layer API, models."""
+"""Neural-network building blocks: modules, functional ops, the course layer API, models.
+
+    from autotensor import nn
+    from autotensor.nn import functional as F
+
+    model = nn.Sequential(nn.Linear(3072, 100), nn.ReLU(), nn.Linear(100, 10))
+    loss = F.softmax_cross_entropy(model(x), y)
+    loss.backward()
+
+`nn.layers` is the course's modular API (`affine_forward`, `conv_backward_fast`, ...) and
+`nn.models` its networks (`TwoLayerNet`, `FullyConnectedNet`, `ThreeLayerConvNet`). See
+docs/nn.md.
+"""
+
+from . import functional, init, layers, models
+from .activation import LeakyReLU, ReLU, Sigmoid, Tanh
+from .conv import Conv2d, MaxPool2d
+from .dropout import Dropout
+from .linear import Flatten, Linear
+from .module import Module, Parameter, Sequential
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+
+__all__ = ["Module", "Parameter", "Sequential", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
+           "Dropout", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Conv2d", "MaxPool2d", "Flatten",
+           "functional", "init", "layers", "models"]

@@ -1,0 +1,66 @@
+"""Convolution and pooling modules over (N, C, H, W) inputs, backed by the fused fast paths."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import functional as F
+from . import init
+from .module import Module, Parameter
+
+
+def _pair(k, what):
+    k = (k, k) if np.isscalar(k) else tuple(k)
+    if len(k) != 2 or min(k) < 1:
+        raise ValueError(f"{what} must be a positive int or a pair of them, got {k}")
+    return int(k[0]), int(k[1])
+
+
+class Conv2d(Module):
+    """2-D cross-correlation: weight (out_channels, in_channels, kh, kw), bias (out_channels,).
+
+    Output size per axis is (H + 2 * padding - kh) // stride + 1 (windows that do not fit are
+    dropped). Weights start He-normal with fan_in = in_channels * kh * kw, biases at zero.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
+                 dtype=np.float64, rng=None):
+        super().__init__()
+        if in_channels < 1 or out_channels < 1:
+            raise ValueError(f"Conv2d: channel counts must be positive, got ({in_channels}, "
+                             f"{out_channels})")
+        if stride < 1 or padding < 0:
+            raise ValueError(f"Conv2d: need stride >= 1 and padding >= 0, got stride {stride}, "
+                             f"padding {padding}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = _pair(kernel_size, "Conv2d kernel_size")
+        self.stride, self.padding = int(stride), int(padding)
+        shape = (self.out_channels, self.in_channels) + self.kernel_size
+        self.weight = Parameter(np.empty(shape, dtype=dtype))
+        init.kaiming_normal(self.weight, rng=rng)
+        self.bias = Parameter(np.zeros(self.out_channels, dtype=dtype)) if bias else None
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, self.bias, stride=self.stride, pad=self.padding)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}")
+
+
+class MaxPool2d(Module):
+    """Max over kernel_size windows moved by `stride` (default: kernel_size, i.e. no overlap)."""
+
+    def __init__(self, kernel_size, stride=None):
+        super().__init__()
+        _pair(kernel_size, "MaxPool2d kernel_size")
+        if stride is not None:
+            _pair(stride, "MaxPool2d stride")
+        self.kernel_size = kernel_size
+        self.stride = stride
+
+    def forward(self, x):
+        return F.max_pool2d(x, self.kernel_size, self.stride)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}"

@@ -1,0 +1,161 @@
+"""Neural-network ops on Tensors: `from autotensor.nn import functional as F`.
+
+Everything here is a composition of autotensor's primitive ops, so the tape derives every
+gradient; nothing in this file has a backward of its own. The three fused fast paths
+(`batch_norm`, `conv2d`, `max_pool2d`) live in `autotensor.fused` with their composite twins and
+are re-exported here so one namespace holds every layer op.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import autotensor as at
+from autotensor import Tensor
+from autotensor.fused import batch_norm, conv2d, max_pool2d
+
+# Every differentiable function here; tests/test_nn_functional.py holds a gradcheck row for each.
+__all__ = ["affine", "relu", "leaky_relu", "sigmoid", "tanh", "dropout", "softmax_cross_entropy",
+           "svm_loss", "layer_norm", "batch_norm", "conv2d", "max_pool2d"]
+
+
+def _tensor(x):
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+# ---- linear and activations --------------------------------------------------------------------
+def affine(x, w, b=None):
+    """x @ w + b, x (N, d1, ..., dk) flattened to (N, D); w (D, M), b (M,) -> out (N, M)."""
+    x, w = _tensor(x), _tensor(w)
+    if x.ndim < 1 or w.ndim != 2:
+        raise ValueError(f"affine: need x of shape (N, ...) and w of shape (D, M), got x "
+                         f"{x.shape} and w {w.shape}")
+    d = int(np.prod(x.shape[1:]))
+    if d != w.shape[0]:
+        raise ValueError(f"affine: x of shape {x.shape} flattens to ({x.shape[0]}, {d}) but w "
+                         f"has shape {w.shape}: w.shape[0] must be {d}")
+    if b is not None and np.shape(b.data if isinstance(b, Tensor) else b) != (w.shape[1],):
+        raise ValueError(f"affine: b must have shape ({w.shape[1]},) to match w {w.shape}, got "
+                         f"{np.shape(b.data if isinstance(b, Tensor) else b)}")
+    if x.ndim != 2:
+        x = at.reshape(x, (x.shape[0], d))
+    out = x @ w
+    return out if b is None else out + b
+
+
+def relu(x):
+    """max(x, 0) elementwise."""
+    return at.relu(x)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    """x where x > 0, else negative_slope * x."""
+    x = _tensor(x)
+    return at.where(x.data > 0, x, x * float(negative_slope))
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)) elementwise."""
+    return at.sigmoid(x)
+
+
+def tanh(x):
+    """tanh(x) elementwise."""
+    return at.tanh(x)
+
+
+# ---- dropout ------------------------------------------------------------------------------------
+def dropout(x, p=0.5, training=True, seed=None):
+    """Inverted dropout: zero each element with probability `p`, scale survivors by 1 / (1 - p).
+
+    `p` is the DROP probability (PyTorch's convention; the course's `dropout_param['p']` is the
+    keep probability). Outside training x is returned unchanged. With a `seed` the same mask
+    is drawn on every call (what gradient checks need); without one numpy's global RNG is used,
+    so `np.random.seed(...)` makes runs repeatable.
+    """
+    if not 0.0 <= float(p) <= 1.0:
+        raise ValueError(f"dropout: p must be a probability in [0, 1], got {p}")
+    return dropout_keep(x, 1.0 - float(p), training, seed)
+
+
+def dropout_keep(x, keep, training=True, seed=None):
+    """`dropout` parameterised by the KEEP probability, as the course's layers and models are.
+
+    The mask is `rand(*x.shape) < keep`, drawn from `np.random.RandomState(seed)` when a seed
+    is given (the same numbers the course's `np.random.seed(seed)` gives, without reseeding the
+    global RNG) and from the global RNG otherwise.
+    """
+    x = _tensor(x)
+    keep = float(keep)
+    if not 0.0 <= keep <= 1.0:
+        raise ValueError(f"dropout: the keep probability must be in [0, 1], got {keep}")
+    if not training or keep == 1.0:
+        return x
+    rand = np.random.RandomState(seed).rand if seed is not None else np.random.rand
+    kept = rand(*x.shape) < keep
+    # NOTE: keep == 0 drops everything; the scale 1/keep would be inf, so the mask is all zeros.
+    scale = 1.0 / keep if keep > 0 else 0.0
+    mask = kept.astype(x.dtype) * x.dtype.type(scale)      # in x's dtype: no float32 upcast
+    return x * mask
+
+
+# ---- losses ------------------------------------------------------------------------------------
+def _check_labels(fn, scores, y):
+    """y as an int array of shape (N,) with values in [0, C); ValueError otherwise."""
+    y = np.asarray(y.data if isinstance(y, Tensor) else y)
+    if scores.ndim != 2:
+        raise ValueError(f"{fn}: scores must have shape (N, C), got {scores.shape}")
+    n, c = scores.shape
+    if y.shape != (n,):
+        raise ValueError(f"{fn}: labels y must have shape ({n},) to match scores {scores.shape}, "
+                         f"got {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{fn}: labels y must be an integer array, got dtype {y.dtype}")
+    if y.size and (y.min() < 0 or y.max() >= c):
+        raise ValueError(f"{fn}: labels must lie in [0, {c}) for scores {scores.shape}, got "
+                         f"values from {y.min()} to {y.max()}")
+    return y
+
+
+def softmax_cross_entropy(scores, y):
+    """Mean over the batch of -log softmax(scores)[i, y[i]]; scores (N, C), y int (N,)."""
+    scores = _tensor(scores)
+    y = _check_labels("softmax_cross_entropy", scores, y)
+    n = scores.shape[0]
+    logp = at.log_softmax(scores, axis=1)
+    return -at.sum(logp[np.arange(n), y]) * (1.0 / n)
+
+
+def svm_loss(scores, y):
+    """Mean over the batch of sum_{j != y[i]} max(0, scores[i, j] - scores[i, y[i]] + 1)."""
+    scores = _tensor(scores)
+    y = _check_labels("svm_loss", scores, y)
+    n = scores.shape[0]
+    correct = at.reshape(scores[np.arange(n), y], (n, 1))
+    margins = at.relu(scores - correct + 1.0)
+    # The correct class is excluded: its margin is always exactly 1, masked to 0 here.
+    others = np.ones(scores.shape, dtype=scores.dtype)
+    others[np.arange(n), y] = 0
+    return at.sum(margins * others) * (1.0 / n)
+
+
+# ---- normalisation -----------------------------------------------------------------------------
+def layer_norm(x, gamma, beta, eps=1e-5):
+    """Normalise each sample over its trailing features, then scale and shift.
+
+    x (N, D) with gamma, beta (D,) as the course uses it; in general the statistics are taken
+    over the last gamma.ndim axes of x. Same in training and evaluation.
+    """
+    x, gamma = _tensor(x), _tensor(gamma)
+    k = gamma.ndim
+    if k == 0 or x.ndim <= k or x.shape[x.ndim - k:] != gamma.shape:
+        raise ValueError(f"layer_norm: gamma of shape {gamma.shape} must match the trailing axes "
+                         f"of x {x.shape} (x needs a leading batch axis)")
+    if np.shape(beta.data if isinstance(beta, Tensor) else beta) != gamma.shape:
+        raise ValueError(f"layer_norm: beta must have gamma's shape {gamma.shape}")
+    axes = tuple(range(x.ndim - k, x.ndim))
+    mu = at.mean(x, axes, keepdims=True)
+    xc = x - mu
+    var = at.mean(xc * xc, axes, keepdims=True)
+    # NOTE: eps inside the square root, as in the course and PyTorch.
+    return xc / at.sqrt(var + float(eps)) * gamma + beta

@@ -1,0 +1,299 @@
+"""The course's modular layer API: `*_forward(...) -> (out, cache)`, `*_backward(dout, cache)`.
+
+Names, arguments and return values are the course's (see docs/nn.md), so assignment code runs
+unchanged. The difference is where gradients come from: a `_forward` wraps its array inputs
+in fresh leaf Tensors (sharing memory, no copy), runs the `nn.functional` op, and keeps the
+recorded graph in `cache`; the matching `_backward` runs backward on that graph and reads the
+leaves' `.grad`. No gradient formula is written twice. The exceptions are the deliberately
+naive loop versions of convolution and pooling (layers_naive.py, re-exported here).
+
+Pairs that map onto autotensor's design:
+- `batchnorm_backward` backpropagates through the composite twin's graph (mean, var, sqrt,
+  ... recorded op by op), `batchnorm_backward_alt` through the fused op's closed-form backward;
+- `conv_*_naive` / `max_pool_*_naive` are loops, `conv_*_fast` / `max_pool_*_fast` the fused ops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from autotensor import Tensor, enable_grad, use_fused
+
+from . import functional as F
+from .layers_naive import (
+    conv_backward_naive,
+    conv_forward_naive,
+    conv_output_shape,
+    max_pool_backward_naive,
+    max_pool_forward_naive,
+    pool_output_shape,
+)
+
+__all__ = [
+    "affine_forward", "affine_backward", "relu_forward", "relu_backward",
+    "affine_relu_forward", "affine_relu_backward", "softmax_loss", "svm_loss",
+    "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt",
+    "layernorm_forward", "layernorm_backward", "dropout_forward", "dropout_backward",
+    "conv_forward_naive", "conv_backward_naive", "max_pool_forward_naive",
+    "max_pool_backward_naive", "conv_forward_fast", "conv_backward_fast",
+    "max_pool_forward_fast", "max_pool_backward_fast", "spatial_batchnorm_forward",
+    "spatial_batchnorm_backward", "conv_relu_forward", "conv_relu_backward",
+    "conv_relu_pool_forward", "conv_relu_pool_backward",
+]
+
+
+class Tape:
+    """What a `_forward` keeps in its cache: its inputs as leaf Tensors and its output Tensor."""
+
+    __slots__ = ("inputs", "out")
+
+    def __init__(self, inputs, out):
+        self.inputs, self.out = inputs, out
+
+    def backward(self, dout):
+        """Gradients of sum(out * dout) w.r.t. each input, as a tuple of ndarrays.
+
+        The graph is kept (retain_graph) so a backward may be called again with the same cache.
+        """
+        for t in self.inputs:
+            t.grad = None
+        self.out.backward(dout, retain_graph=True)
+        return tuple(t.grad if t.grad is not None else np.zeros_like(t.data)
+                     for t in self.inputs)
+
+
+def _record(fn, *arrays):
+    """Run `fn` on leaf Tensors wrapping `arrays`; returns (output array, Tape)."""
+    leaves = tuple(Tensor(a, requires_grad=True) for a in arrays)
+    with enable_grad():
+        out = fn(*leaves)
+    return out.data, Tape(leaves, out)
+
+
+# ---- affine and relu ---------------------------------------------------------------------------
+def affine_forward(x, w, b):
+    """out = x.reshape(N, D) @ w + b for x (N, d1, ..., dk), w (D, M), b (M,)."""
+    return _record(F.affine, x, w, b)
+
+
+def affine_backward(dout, cache):
+    """Returns (dx, dw, db), dx shaped like x."""
+    return cache.backward(dout)
+
+
+def relu_forward(x):
+    """out = max(x, 0)."""
+    return _record(F.relu, x)
+
+
+def relu_backward(dout, cache):
+    """Returns dx."""
+    return cache.backward(dout)[0]
+
+
+def affine_relu_forward(x, w, b):
+    """out = relu(affine(x, w, b))."""
+    return _record(lambda x, w, b: F.relu(F.affine(x, w, b)), x, w, b)
+
+
+def affine_relu_backward(dout, cache):
+    """Returns (dx, dw, db)."""
+    return cache.backward(dout)
+
+
+# ---- losses ------------------------------------------------------------------------------------
+def _loss(fn, x, y):
+    x = Tensor(x, requires_grad=True)
+    with enable_grad():
+        loss = fn(x, y)
+    loss.backward()
+    return loss.item(), x.grad
+
+
+def softmax_loss(x, y):
+    """Mean softmax cross-entropy of scores x (N, C) with labels y (N,): returns (loss, dx)."""
+    return _loss(F.softmax_cross_entropy, x, y)
+
+
+def svm_loss(x, y):
+    """Mean multiclass hinge loss (margin 1, correct class excluded): returns (loss, dx)."""
+    return _loss(F.svm_loss, x, y)
+
+
+# ---- normalisation -----------------------------------------------------------------------------
+class BatchNormCache:
+    """batchnorm_forward's cache: the fused op's graph and the composite twin's, same leaves."""
+
+    __slots__ = ("fused", "composite")
+
+    def __init__(self, fused, composite):
+        self.fused, self.composite = fused, composite
+
+
+def _bn_setup(x, bn_param, fn):
+    mode = bn_param.get("mode", "train")
+    if mode not in ("train", "test"):
+        raise ValueError(f"{fn}: bn_param['mode'] must be 'train' or 'test', got {mode!r}")
+    if np.ndim(x) < 2:
+        raise ValueError(f"{fn}: x must have a batch axis and a feature axis, got {np.shape(x)}")
+    d = np.shape(x)[1]
+    dtype = np.asarray(x).dtype
+    # The course starts running statistics at zeros and keeps them in the dict.
+    running_mean = bn_param.setdefault("running_mean", np.zeros(d, dtype=dtype))
+    running_var = bn_param.setdefault("running_var", np.zeros(d, dtype=dtype))
+    return (mode == "train", bn_param.get("momentum", 0.9), bn_param.get("eps", 1e-5),
+            running_mean, running_var)
+
+
+def batchnorm_forward(x, gamma, beta, bn_param):
+    """Batch norm of x (N, D): returns (out, cache).
+
+    bn_param: 'mode' ('train' | 'test'), optional 'eps' (1e-5), 'momentum' (0.9),
+    'running_mean' / 'running_var' (created as zeros on first use, updated in place in train
+    mode: running = momentum * running + (1 - momentum) * batch statistic). Train mode uses the
+    batch mean and biased variance, test mode the running statistics.
+
+    The output comes from the fused op. The composite twin's graph is recorded as well (without
+    touching the running statistics) so that `batchnorm_backward` can walk it.
+    """
+    training, momentum, eps, rm, rv = _bn_setup(x, bn_param, "batchnorm_forward")
+    leaves = tuple(Tensor(a, requires_grad=True) for a in (x, gamma, beta))
+    with enable_grad():
+        with use_fused(True):
+            out = F.batch_norm(*leaves, rm, rv, training=training, momentum=momentum, eps=eps)
+        with use_fused(False):
+            stats = (None, None) if training else (rm, rv)
+            twin = F.batch_norm(*leaves, *stats, training=training, momentum=momentum, eps=eps)
+    return out.data, BatchNormCache(Tape(leaves, out), Tape(leaves, twin))
+
+
+def batchnorm_backward(dout, cache):
+    """Returns (dx, dgamma, dbeta), backpropagated op by op through the composite graph."""
+    return cache.composite.backward(dout)
+
+
+def batchnorm_backward_alt(dout, cache):
+    """Returns (dx, dgamma, dbeta) from the fused op's closed-form backward (the faster one)."""
+    return cache.fused.backward(dout)
+
+
+def spatial_batchnorm_forward(x, gamma, beta, bn_param):
+    """Batch norm of x (N, C, H, W) per channel over N, H and W (fused op); returns (out, cache).
+
+    bn_param as for `batchnorm_forward`, with running statistics of shape (C,).
+    """
+    if np.ndim(x) != 4:
+        raise ValueError(f"spatial_batchnorm_forward: x must be (N, C, H, W), got {np.shape(x)}")
+    training, momentum, eps, rm, rv = _bn_setup(x, bn_param, "spatial_batchnorm_forward")
+    with use_fused(True):
+        return _record(lambda x, g, b: F.batch_norm(x, g, b, rm, rv, training=training,
+                                                    momentum=momentum, eps=eps), x, gamma, beta)
+
+
+def spatial_batchnorm_backward(dout, cache):
+    """Returns (dx, dgamma, dbeta)."""
+    return cache.backward(dout)
+
+
+def layernorm_forward(x, gamma, beta, ln_param):
+    """Layer norm of x (N, D) over each sample's features; ln_param: optional 'eps' (1e-5).
+
+    The same in train and test mode. Returns (out, cache).
+    """
+    eps = ln_param.get("eps", 1e-5)
+    return _record(lambda x, g, b: F.layer_norm(x, g, b, eps), x, gamma, beta)
+
+
+def layernorm_backward(dout, cache):
+    """Returns (dx, dgamma, dbeta)."""
+    return cache.backward(dout)
+
+
+# ---- dropout -----------------------------------------------------------------------------------
+def dropout_forward(x, dropout_param):
+    """Inverted dropout; returns (out, cache).
+
+    dropout_param: 'p' the KEEP probability (the course's convention), 'mode' ('train' |
+    'test'), optional 'seed' (the same mask on every call). Test mode returns x unchanged.
+    """
+    keep, mode = dropout_param["p"], dropout_param["mode"]
+    if mode not in ("train", "test"):
+        raise ValueError(f"dropout_forward: mode must be 'train' or 'test', got {mode!r}")
+    seed = dropout_param.get("seed")
+    return _record(lambda x: F.dropout_keep(x, keep, mode == "train", seed), x)
+
+
+def dropout_backward(dout, cache):
+    """Returns dx."""
+    return cache.backward(dout)[0]
+
+
+# ---- convolution and pooling (fast: the fused ops) ---------------------------------------------
+def _conv(x, w, b, conv_param):
+    return F.conv2d(x, w, b, stride=conv_param["stride"], pad=conv_param["pad"])
+
+
+def _pool(x, pool_param):
+    ph, pw = pool_param["pool_height"], pool_param["pool_width"]
+    return F.max_pool2d(x, ph if ph == pw else (ph, pw), pool_param["stride"])
+
+
+def _check_conv(x, w, b, conv_param):
+    conv_output_shape(np.shape(x), np.shape(w), conv_param["stride"], conv_param["pad"])
+    if np.shape(b) != (np.shape(w)[0],):
+        raise ValueError(f"conv: b must have shape ({np.shape(w)[0]},) for w {np.shape(w)}, got "
+                         f"{np.shape(b)}")
+
+
+def _check_pool(x, pool_param):
+    pool_output_shape(np.shape(x), pool_param["pool_height"], pool_param["pool_width"],
+                      pool_param["stride"])
+
+
+def conv_forward_fast(x, w, b, conv_param):
+    """The naive convolution's contract, computed by the fused conv2d; returns (out, cache)."""
+    _check_conv(x, w, b, conv_param)
+    with use_fused(True):
+        return _record(lambda x, w, b: _conv(x, w, b, conv_param), x, w, b)
+
+
+def conv_backward_fast(dout, cache):
+    """Returns (dx, dw, db)."""
+    return cache.backward(dout)
+
+
+def max_pool_forward_fast(x, pool_param):
+    """The naive max pool's contract, computed by the fused max_pool2d; returns (out, cache)."""
+    _check_pool(x, pool_param)
+    with use_fused(True):
+        return _record(lambda x: _pool(x, pool_param), x)
+
+
+def max_pool_backward_fast(dout, cache):
+    """Returns dx."""
+    return cache.backward(dout)[0]
+
+
+def conv_relu_forward(x, w, b, conv_param):
+    """out = relu(conv(x, w, b)); returns (out, cache)."""
+    _check_conv(x, w, b, conv_param)
+    with use_fused(True):
+        return _record(lambda x, w, b: F.relu(_conv(x, w, b, conv_param)), x, w, b)
+
+
+def conv_relu_backward(dout, cache):
+    """Returns (dx, dw, db)."""
+    return cache.backward(dout)
+
+
+def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
+    """out = max_pool(relu(conv(x, w, b))); returns (out, cache)."""
+    _check_conv(x, w, b, conv_param)
+    with use_fused(True):
+        return _record(lambda x, w, b: _pool(F.relu(_conv(x, w, b, conv_param)), pool_param),
+                       x, w, b)
+
+
+def conv_relu_pool_backward(dout, cache):
+    """Returns (dx, dw, db)."""
+    return cache.backward(dout)

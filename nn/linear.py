@@ -1,0 +1,43 @@
+"""Fully connected layers: `Linear` and the `Flatten` that usually precedes it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from autotensor import ops
+
+from . import functional as F
+from . import init
+from .module import Module, Parameter
+
+
+class Linear(Module):
+    """out = x @ weight + bias, with weight stored (in_features, out_features) as the course does.
+
+    x may be (N, d1, ..., dk) with d1 * ... * dk == in_features; it is flattened to (N, D).
+    Weights start He-normal (std sqrt(2 / in_features)), biases at zero.
+    """
+
+    def __init__(self, in_features, out_features, bias=True, dtype=np.float64, rng=None):
+        super().__init__()
+        if in_features < 1 or out_features < 1:
+            raise ValueError(f"Linear: sizes must be positive, got ({in_features}, "
+                             f"{out_features})")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.weight = Parameter(np.empty((self.in_features, self.out_features), dtype=dtype))
+        init.kaiming_normal(self.weight, rng=rng)
+        self.bias = Parameter(np.zeros(self.out_features, dtype=dtype)) if bias else None
+
+    def forward(self, x):
+        return F.affine(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class Flatten(Module):
+    """(N, d1, ..., dk) -> (N, d1 * ... * dk)."""
+
+    def forward(self, x):
+        return ops.flatten(x, 1)

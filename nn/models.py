@@ -1,0 +1,245 @@
+"""The course's networks, with gradients from the tape: `model.loss(X, y)` calls `backward()`.
+
+Each model keeps `params`, a dict of ndarrays (W1, b1, ..., gamma1, beta1, ...), exactly as
+the course's do, so the course's Solver and update rules work on them. `loss` wraps every
+array in a leaf Tensor (sharing memory, no copy), computes the forward pass with
+`nn.functional`, calls `loss.backward()` and returns the leaves' `.grad` keyed like `params`.
+
+Initialisation follows the course draw for draw: layer by layer, W before b, weights
+`weight_scale * np.random.randn(fan_in, fan_out)` from numpy's global RNG, biases and betas
+zero, gammas one. So `np.random.seed(231)` before building gives the course's numbers.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import numpy as np
+
+from autotensor import Tensor, no_grad
+from autotensor import sum as at_sum
+
+from . import functional as F
+
+__all__ = ["TwoLayerNet", "FullyConnectedNet", "ThreeLayerConvNet", "two_layer_net",
+           "init_two_layer_model"]
+
+
+def _leaves(params):
+    """Each params array as a leaf Tensor sharing its memory."""
+    return {k: Tensor(v, requires_grad=True) for k, v in params.items()}
+
+
+def _l2(p, names, reg):
+    """0.5 * reg * sum of squares of the named weights (biases, gammas, betas excluded)."""
+    total = None
+    for k in names:
+        term = at_sum(p[k] * p[k])
+        total = term if total is None else total + term
+    return total * (0.5 * float(reg))
+
+
+def _finish(scores, y, p, weight_names, reg):
+    """Data loss + L2 term, backward, and (loss, grads keyed like params)."""
+    loss = F.softmax_cross_entropy(scores, y)
+    if reg:
+        loss = loss + _l2(p, weight_names, reg)
+    loss.backward()
+    grads = {k: t.grad if t.grad is not None else np.zeros_like(t.data) for k, t in p.items()}
+    return loss.item(), grads
+
+
+def _bn(h, p, i, bn_param):
+    """Batch norm of layer i with the course's bn_param dict (running stats created as zeros)."""
+    d = h.shape[1]
+    rm = bn_param.setdefault("running_mean", np.zeros(d, dtype=h.dtype))
+    rv = bn_param.setdefault("running_var", np.zeros(d, dtype=h.dtype))
+    return F.batch_norm(h, p[f"gamma{i}"], p[f"beta{i}"], rm, rv,
+                        training=bn_param.get("mode", "train") == "train",
+                        momentum=bn_param.get("momentum", 0.9), eps=bn_param.get("eps", 1e-5))
+
+
+class TwoLayerNet:
+    """affine - relu - affine - softmax, with the course's constructor and `loss` contract.
+
+    params: W1 (input_dim, hidden_dim), b1, W2 (hidden_dim, num_classes), b2; float64.
+    """
+
+    def __init__(self, input_dim=3 * 32 * 32, hidden_dim=100, num_classes=10, weight_scale=1e-3,
+                 reg=0.0):
+        self.reg = reg
+        ws = float(weight_scale)
+        self.params = {
+            "W1": ws * np.random.randn(input_dim, hidden_dim), "b1": np.zeros(hidden_dim),
+            "W2": ws * np.random.randn(hidden_dim, num_classes), "b2": np.zeros(num_classes),
+        }
+
+    def loss(self, X, y=None):
+        """Scores (N, C) when y is None; else (loss, grads) with grads keyed like params."""
+        p = _leaves(self.params)
+        with no_grad() if y is None else nullcontext():
+            scores = F.affine(F.relu(F.affine(X, p["W1"], p["b1"])), p["W2"], p["b2"])
+        if y is None:
+            return scores.data
+        return _finish(scores, y, p, ("W1", "W2"), self.reg)
+
+
+class FullyConnectedNet:
+    """{affine - [batch/layer norm] - relu - [dropout]} x (L - 1) - affine - softmax.
+
+    hidden_dims: list of hidden sizes; dropout_keep_ratio: the KEEP probability (1 means no
+    dropout); normalization: None, 'batchnorm' or 'layernorm'; seed: when given, dropout draws
+    the same mask on every call (for gradient checks). params are cast to `dtype`, and so is X
+    in `loss`, so a float32 model computes in float32 throughout.
+    """
+
+    def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10, dropout_keep_ratio=1,
+                 normalization=None, reg=0.0, weight_scale=1e-2, dtype=np.float32, seed=None):
+        if normalization not in (None, "batchnorm", "layernorm"):
+            raise ValueError(f"normalization must be None, 'batchnorm' or 'layernorm', got "
+                             f"{normalization!r}")
+        if not 0 < dropout_keep_ratio <= 1:
+            raise ValueError(f"dropout_keep_ratio must be in (0, 1], got {dropout_keep_ratio}")
+        self.normalization = normalization
+        self.use_dropout = dropout_keep_ratio != 1
+        self.reg = reg
+        self.num_layers = 1 + len(hidden_dims)
+        self.dtype = dtype
+        self.params = {}
+        dims = [input_dim, *hidden_dims, num_classes]
+        ws = float(weight_scale)
+        for i in range(1, self.num_layers + 1):
+            self.params[f"W{i}"] = ws * np.random.randn(dims[i - 1], dims[i])
+            self.params[f"b{i}"] = np.zeros(dims[i])
+            if normalization and i < self.num_layers:
+                self.params[f"gamma{i}"] = np.ones(dims[i])
+                self.params[f"beta{i}"] = np.zeros(dims[i])
+
+        # Course-compatible state: the Solver and notebooks read these dicts.
+        self.dropout_param = {}
+        if self.use_dropout:
+            self.dropout_param = {"mode": "train", "p": dropout_keep_ratio}
+            if seed is not None:
+                self.dropout_param["seed"] = seed
+        self.bn_params = []
+        if normalization == "batchnorm":
+            self.bn_params = [{"mode": "train"} for _ in range(self.num_layers - 1)]
+        elif normalization == "layernorm":
+            self.bn_params = [{} for _ in range(self.num_layers - 1)]
+
+        for k, v in self.params.items():
+            self.params[k] = v.astype(dtype)
+
+    def loss(self, X, y=None):
+        """Scores (N, C) when y is None (test mode); else (loss, grads) in train mode."""
+        X = np.asarray(X).astype(self.dtype, copy=False)
+        mode = "test" if y is None else "train"
+        if self.use_dropout:
+            self.dropout_param["mode"] = mode
+        if self.normalization == "batchnorm":
+            for bn_param in self.bn_params:
+                bn_param["mode"] = mode
+        p = _leaves(self.params)
+        with no_grad() if y is None else nullcontext():
+            h = X
+            for i in range(1, self.num_layers):
+                h = F.affine(h, p[f"W{i}"], p[f"b{i}"])
+                if self.normalization == "batchnorm":
+                    h = _bn(h, p, i, self.bn_params[i - 1])
+                elif self.normalization == "layernorm":
+                    h = F.layer_norm(h, p[f"gamma{i}"], p[f"beta{i}"],
+                                     self.bn_params[i - 1].get("eps", 1e-5))
+                h = F.relu(h)
+                if self.use_dropout:
+                    h = F.dropout_keep(h, self.dropout_param["p"], mode == "train",
+                                       self.dropout_param.get("seed"))
+            L = self.num_layers
+            scores = F.affine(h, p[f"W{L}"], p[f"b{L}"])
+        if y is None:
+            return scores.data
+        weights = [f"W{i}" for i in range(1, self.num_layers + 1)]
+        return _finish(scores, y, p, weights, self.reg)
+
+
+class ThreeLayerConvNet:
+    """conv - [spatial bn] - relu - 2x2 max pool - affine - [bn] - relu - affine - softmax.
+
+    The conv keeps the spatial size for odd filter sizes (stride 1, pad (filter_size - 1) // 2).
+    params: W1 (num_filters, C, filter_size, filter_size), b1, W2 (num_filters * H' * W',
+    hidden_dim), b2, W3 (hidden_dim, num_classes), b3, plus gamma1/beta1 (num_filters) and
+    gamma2/beta2 (hidden_dim) with use_batchnorm. Cast to `dtype`, as X is in `loss`.
+    """
+
+    def __init__(self, input_dim=(3, 32, 32), num_filters=32, filter_size=7, hidden_dim=100,
+                 num_classes=10, weight_scale=1e-3, reg=0.0, dtype=np.float32,
+                 use_batchnorm=False):
+        C, H, W = input_dim
+        self.reg = reg
+        self.dtype = dtype
+        self.use_batchnorm = use_batchnorm
+        self.conv_param = {"stride": 1, "pad": (filter_size - 1) // 2}
+        self.pool_param = {"pool_height": 2, "pool_width": 2, "stride": 2}
+        pad = self.conv_param["pad"]
+        hc, wc = H + 2 * pad - filter_size + 1, W + 2 * pad - filter_size + 1
+        if hc < 2 or wc < 2:
+            raise ValueError(f"ThreeLayerConvNet: filter_size {filter_size} leaves a {hc}x{wc} "
+                             f"map for input {input_dim}, too small for 2x2 pooling")
+        pooled = num_filters * (hc // 2) * (wc // 2)
+        ws = float(weight_scale)
+        self.params = {
+            "W1": ws * np.random.randn(num_filters, C, filter_size, filter_size),
+            "b1": np.zeros(num_filters),
+            "W2": ws * np.random.randn(pooled, hidden_dim), "b2": np.zeros(hidden_dim),
+            "W3": ws * np.random.randn(hidden_dim, num_classes), "b3": np.zeros(num_classes),
+        }
+        self.bn_params = []
+        if use_batchnorm:
+            for i, d in ((1, num_filters), (2, hidden_dim)):
+                self.params[f"gamma{i}"] = np.ones(d)
+                self.params[f"beta{i}"] = np.zeros(d)
+            self.bn_params = [{"mode": "train"}, {"mode": "train"}]
+        for k, v in self.params.items():
+            self.params[k] = v.astype(dtype)
+
+    def loss(self, X, y=None):
+        """Scores (N, C) when y is None (test mode); else (loss, grads) in train mode."""
+        X = np.asarray(X).astype(self.dtype, copy=False)
+        mode = "test" if y is None else "train"
+        for bn_param in self.bn_params:
+            bn_param["mode"] = mode
+        p = _leaves(self.params)
+        with no_grad() if y is None else nullcontext():
+            h = F.conv2d(X, p["W1"], p["b1"], stride=1, pad=self.conv_param["pad"])
+            if self.use_batchnorm:
+                h = _bn(h, p, 1, self.bn_params[0])
+            h = F.max_pool2d(F.relu(h), 2, 2)
+            h = F.affine(h, p["W2"], p["b2"])
+            if self.use_batchnorm:
+                h = _bn(h, p, 2, self.bn_params[1])
+            scores = F.affine(F.relu(h), p["W3"], p["b3"])
+        if y is None:
+            return scores.data
+        return _finish(scores, y, p, ("W1", "W2", "W3"), self.reg)
+
+
+# ---- the assignment-1 API ----------------------------------------------------------------------
+def init_two_layer_model(input_size, hidden_size, output_size):
+    """{'W1' (D, H), 'b1' (H,), 'W2' (H, C), 'b2' (C,)}: weights 1e-5 * randn, biases zero."""
+    return {
+        "W1": 0.00001 * np.random.randn(input_size, hidden_size), "b1": np.zeros(hidden_size),
+        "W2": 0.00001 * np.random.randn(hidden_size, output_size), "b2": np.zeros(output_size),
+    }
+
+
+def two_layer_net(X, model, y=None, reg=0.0):
+    """input - affine - relu - affine - softmax on the dict `model` (W1, b1, W2, b2).
+
+    Returns the scores (N, C) when y is None, else (loss, grads) with grads keyed like model;
+    the loss includes 0.5 * reg * (sum(W1**2) + sum(W2**2)).
+    """
+    p = _leaves({k: model[k] for k in ("W1", "b1", "W2", "b2")})
+    with no_grad() if y is None else nullcontext():
+        scores = F.affine(F.relu(F.affine(X, p["W1"], p["b1"])), p["W2"], p["b2"])
+    if y is None:
+        return scores.data
+    return _finish(scores, y, p, ("W1", "W2"), reg)

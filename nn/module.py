@@ -1,0 +1,338 @@
+"""`Module`, `Parameter` and `Sequential`: the containers every layer and model is built from.
+
+A Module registers what is assigned to it: a `Parameter` becomes a parameter, a `Module` a
+submodule, and `register_buffer` declares a buffer (a plain ndarray such as a running mean that
+is saved with the model but not trained). Registration order is assignment order, so
+`named_parameters()` and `state_dict()` are deterministic.
+
+Calling a module runs `forward` inside `autotensor.function.scope(path)`, so every node
+recorded there carries the module's dotted path ("layers.2.conv"; "" for the root module's own
+ops), the same names `named_modules()` gives. The visualiser groups nodes by it and anomaly
+reports name it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from autotensor import Tensor
+from autotensor.function import scope
+
+
+class Parameter(Tensor):
+    """A trainable Tensor: requires grad, floating dtype, registered when assigned to a Module."""
+
+    __slots__ = ()
+
+    def __init__(self, data, dtype=None):
+        super().__init__(data, requires_grad=True, dtype=dtype)
+
+    def __repr__(self):
+        return "Parameter" + super().__repr__()[len("Tensor"):].replace(", requires_grad=True", "")
+
+
+# The modules whose forward is running, innermost last, each with its dotted path.
+_call_stack = []
+
+
+def _path_of(module):
+    """Dotted path of `module` seen from the module whose forward is running ("" at the root)."""
+    if not _call_stack:
+        return ""
+    parent, parent_path = _call_stack[-1]
+    for name, child in parent._modules.items():      # the common case: a direct child
+        if child is module:
+            return f"{parent_path}.{name}" if parent_path else name
+    for name, m in parent.named_modules():            # a deeper one, e.g. self.layers[0]
+        if m is module:
+            return f"{parent_path}.{name}" if parent_path and name else parent_path or name
+    # NOTE: a module the caller never registered (kept in a plain list, say) has no name of
+    # its own; its ops are counted as the caller's.
+    return parent_path
+
+
+class Module:
+    """Base class of layers and models: subclass it, assign parts in `__init__`, write `forward`.
+
+        class MLP(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc1, self.fc2 = nn.Linear(4, 8), nn.Linear(8, 2)
+
+            def forward(self, x):
+                return self.fc2(F.relu(self.fc1(x)))
+    """
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must implement forward")
+
+    def __call__(self, *args, **kwargs):
+        path = _path_of(self)
+        _call_stack.append((self, path))
+        try:
+            with scope(path):
+                return self.forward(*args, **kwargs)
+        finally:
+            _call_stack.pop()
+
+    # ---- registration --------------------------------------------------------------------------
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"cannot assign {name!r} before Module.__init__() ran: call "
+                                 f"super().__init__() first in {type(self).__name__}.__init__")
+        params, buffers, modules = self._parameters, self._buffers, self._modules
+        if isinstance(value, Parameter):
+            self._forget(name)
+            params[name] = value
+        elif isinstance(value, Module):
+            self._forget(name)
+            modules[name] = value
+        elif name in params:
+            if value is not None:
+                raise TypeError(f"cannot assign a {type(value).__name__} to parameter {name!r} "
+                                f"of {type(self).__name__}: wrap it in nn.Parameter")
+            params[name] = None
+        elif name in buffers:
+            buffers[name] = _as_buffer(name, value)
+        elif name in modules:
+            if value is not None:
+                raise TypeError(f"cannot assign a {type(value).__name__} to submodule {name!r}")
+            modules[name] = None
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name):
+        # Only called when normal lookup fails, i.e. for registered names.
+        d = self.__dict__
+        for table in ("_parameters", "_buffers", "_modules"):
+            if table in d and name in d[table]:
+                return d[table][name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __delattr__(self, name):
+        if not self._forget(name):
+            object.__delattr__(self, name)
+
+    def _forget(self, name):
+        """Drop `name` from every table and the instance dict; True when it was registered."""
+        found = False
+        for table in (self._parameters, self._buffers, self._modules):
+            if name in table:
+                del table[name]
+                found = True
+        self.__dict__.pop(name, None)
+        return found
+
+    def register_buffer(self, name, array):
+        """Declare a buffer: an ndarray (or None) kept in state_dict but not trained."""
+        if not name.isidentifier() or "." in name:
+            raise ValueError(f"buffer name must be an identifier, got {name!r}")
+        self._forget(name)
+        self._buffers[name] = _as_buffer(name, array)
+
+    def register_parameter(self, name, param):
+        """Declare a parameter explicitly (the same as `self.name = param`)."""
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter({name!r}): expected a Parameter or None, got "
+                            f"{type(param).__name__}")
+        self._forget(name)
+        self._parameters[name] = param
+
+    # ---- traversal -----------------------------------------------------------------------------
+    def named_modules(self, prefix=""):
+        """(dotted name, module) for this module ("" or `prefix`) and every submodule, pre-order."""
+        seen = set()
+        stack = [(prefix, self)]
+        while stack:
+            name, m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            yield name, m
+            children = [(f"{name}.{k}" if name else k, c) for k, c in m._modules.items()
+                        if c is not None]
+            stack.extend(reversed(children))
+
+    def modules(self):
+        for _, m in self.named_modules():
+            yield m
+
+    def named_children(self):
+        for name, m in self._modules.items():
+            if m is not None:
+                yield name, m
+
+    def children(self):
+        for _, m in self.named_children():
+            yield m
+
+    def named_parameters(self, prefix=""):
+        """(dotted name, Parameter) pairs: each module's own first, then its submodules'.
+
+        A parameter shared by several modules is listed once, under its first name.
+        """
+        yield from self._named_members("_parameters", prefix)
+
+    def parameters(self):
+        for _, p in self.named_parameters():
+            yield p
+
+    def named_buffers(self, prefix=""):
+        yield from self._named_members("_buffers", prefix)
+
+    def buffers(self):
+        for _, b in self.named_buffers():
+            yield b
+
+    def _named_members(self, table, prefix):
+        seen = set()
+        for mod_name, m in self.named_modules(prefix):
+            for k, v in getattr(m, table).items():
+                if v is None or id(v) in seen:
+                    continue
+                seen.add(id(v))
+                yield (f"{mod_name}.{k}" if mod_name else k), v
+
+    # ---- modes and gradients -------------------------------------------------------------------
+    def train(self, mode=True):
+        """Set training mode here and in every submodule (dropout and batch norm use it)."""
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self):
+        """Evaluation mode: `train(False)`."""
+        return self.train(False)
+
+    def zero_grad(self):
+        """Forget every parameter's gradient (grads accumulate across backward calls)."""
+        for p in self.parameters():
+            p.grad = None
+
+    def astype(self, dtype):
+        """Convert every floating parameter and buffer to `dtype` in place; returns self."""
+        dtype = np.dtype(dtype)
+        for p in self.parameters():
+            p.data = p.data.astype(dtype)
+            p.grad = None
+        for m in self.modules():
+            for k, b in m._buffers.items():
+                if b is not None and np.issubdtype(b.dtype, np.floating):
+                    m._buffers[k] = b.astype(dtype)
+        return self
+
+    # ---- saving and loading --------------------------------------------------------------------
+    def state_dict(self):
+        """{dotted name: ndarray copy} of every parameter and buffer, in registration order."""
+        state = {}
+        for mod_name, m in self.named_modules():
+            for table in (m._parameters, m._buffers):
+                for k, v in table.items():
+                    if v is not None:
+                        name = f"{mod_name}.{k}" if mod_name else k
+                        state.setdefault(name, np.array(v.data if isinstance(v, Tensor) else v))
+        return state
+
+    def load_state_dict(self, state, strict=True):
+        """Copy arrays from `state` into the parameters and buffers (in place, keeping dtypes).
+
+        With strict=True the keys must match `state_dict()`'s exactly. Shapes must always
+        match. Everything is checked before anything is written, so a failed load changes
+        nothing. Returns (missing_keys, unexpected_keys).
+        """
+        targets = {}
+        for mod_name, m in self.named_modules():
+            for table in (m._parameters, m._buffers):
+                for k, v in table.items():
+                    if v is not None:
+                        targets.setdefault(f"{mod_name}.{k}" if mod_name else k, v)
+        missing = [k for k in targets if k not in state]
+        unexpected = [k for k in state if k not in targets]
+        if strict and (missing or unexpected):
+            raise ValueError(f"load_state_dict for {type(self).__name__}: missing keys "
+                             f"{missing}, unexpected keys {unexpected}")
+        for k, target in targets.items():
+            if k in state:
+                shape = np.shape(state[k].data if isinstance(state[k], Tensor) else state[k])
+                if shape != target.shape:
+                    raise ValueError(f"load_state_dict for {type(self).__name__}: {k!r} has "
+                                     f"shape {target.shape} in the model but {shape} in the "
+                                     "state dict")
+        for k, target in targets.items():
+            if k in state:
+                value = state[k].data if isinstance(state[k], Tensor) else state[k]
+                np.copyto(target.data if isinstance(target, Tensor) else target, value,
+                          casting="unsafe")
+        return missing, unexpected
+
+    # ---- printing ------------------------------------------------------------------------------
+    def extra_repr(self):
+        """The text inside this module's parentheses in repr(); override in subclasses."""
+        return ""
+
+    def __repr__(self):
+        lines = []
+        for name, m in self.named_children():
+            child = repr(m).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child}")
+        extra = self.extra_repr()
+        if not lines:
+            return f"{type(self).__name__}({extra})"
+        head = f"{type(self).__name__}({extra}" if extra else f"{type(self).__name__}("
+        return head + "\n" + "\n".join(lines) + "\n)"
+
+
+def _as_buffer(name, value):
+    if value is None:
+        return None
+    if isinstance(value, Tensor):
+        raise TypeError(f"buffer {name!r} must be a numpy array, got a Tensor: buffers are not "
+                        "part of the graph (use .data)")
+    return np.asarray(value)
+
+
+class Sequential(Module):
+    """Modules applied in order: `Sequential(Linear(4, 8), ReLU(), Linear(8, 2))`.
+
+    Its children are named "0", "1", ...; index with `seq[i]` (a slice gives a Sequential).
+    """
+
+    def __init__(self, *modules):
+        super().__init__()
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: argument {i} is a {type(m).__name__}, not a Module")
+            self._modules[str(i)] = m
+
+    def forward(self, x):
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def append(self, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential.append: expected a Module, got {type(module).__name__}")
+        self._modules[str(len(self))] = module
+        return self
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, index):
+        mods = list(self._modules.values())
+        if isinstance(index, slice):
+            return Sequential(*mods[index])
+        try:
+            return mods[index]
+        except (IndexError, TypeError):
+            raise IndexError(f"Sequential index {index!r} out of range for length "
+                             f"{len(mods)}") from None
