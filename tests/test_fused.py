@@ -8,6 +8,8 @@ checked against central differences, for the fused op and for the twin.
 from __future__ import annotations
 
 import os
+import pathlib
+import re
 import subprocess
 import sys
 
@@ -434,3 +436,15 @@ BAD = [
 def test_bad_input_raises_clear_value_error(call, message, fused_on):
     with at.use_fused(fused_on), pytest.raises(ValueError, match=message):
         call()
+
+
+# ---- docs --------------------------------------------------------------------------------------
+def test_fused_ops_doc_examples_run():
+    """docs/fused_ops.md's python blocks form one program; run it top to bottom."""
+    page = pathlib.Path(__file__).resolve().parents[1] / "docs" / "fused_ops.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
+    runnable = [b for b in blocks if not b.lstrip().startswith("def conv2d(")]   # excerpt
+    assert len(runnable) >= 3
+    namespace = {}
+    for block in runnable:
+        exec(compile(block, "fused_ops.md", "exec"), namespace)
