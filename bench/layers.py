@@ -8,7 +8,9 @@ How it measures, and why:
 - Each implementation runs in blocks of consecutive calls (the first call of a block is an
   untimed warm-up), the blocks rotating three times, so a slow period of this shared machine
   hits all of them alike. Calls are not interleaved one by one: right after a BLAS call or a
-  PyTorch op their idle worker threads spin for ~0.1 s and slow whatever runs next.
+  PyTorch op their idle worker threads spin for ~0.1 s and slow whatever runs next. No pause
+  between calls either (as in a training loop): after ~0.1 s idle, the first kernels ran on
+  one core here, the sleeping worker thread apparently woken on the caller's CPU.
 - PyTorch runs in a separate worker process, once before and once after the autotensor
   cases (its medians pool both runs). In one process the two OpenMP runtimes get merged
   (both libraries are named libgomp.so.1), and whichever loads first imposes its thread
@@ -74,7 +76,6 @@ def timed_blocks(fns, repeats, cycles=3):
     per_block = max(1, -(-repeats // cycles))
     for _ in range(cycles if repeats > 1 else 1):
         for name, fn in fns.items():
-            time.sleep(0.15)           # let the previous block's idle threads fall asleep
             fn()
             for _ in range(per_block):
                 t0 = time.perf_counter()
