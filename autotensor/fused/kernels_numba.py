@@ -83,13 +83,12 @@ prange = numba.prange
 
 
 # ---- convolution -------------------------------------------------------------------------------
-
-
 @numba.njit(cache=True, nogil=True)
 def _valid_wo(j, W, Wo, sw, pw):
     """[lo, hi): the output columns whose input column wo*sw + j - pw lies inside [0, W)."""
     lo = min(Wo, max(0, (pw - j + sw - 1) // sw))
     return lo, max(lo, min(Wo, (W + pw - j - 1) // sw + 1))
+
 
 # NOTE: the copy loops below index flat arrays with unsigned offsets (np.uint64). numba
 # checks every signed index for a negative value to wrap around; with unsigned indices that
