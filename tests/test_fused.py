@@ -134,6 +134,22 @@ def test_conv2d_retain_graph_second_backward_is_identical():
     np.testing.assert_array_equal(w.grad, g1[1])
 
 
+def test_exported_twins_and_fused_functions_take_the_public_arguments():
+    rng = np.random.default_rng(20)
+    x, w, b = rng.standard_normal((2, 3, 9, 8)), rng.standard_normal((4, 3, 3, 2)), \
+        rng.standard_normal(4)
+    ref = fused.conv2d(x, w, b, stride=2, pad=(1, 0)).data
+    for impl in (fused.conv2d_composite, fused.conv.conv2d_fused):
+        np.testing.assert_allclose(impl(x, w, b, stride=2, pad=(1, 0)).data, ref, rtol=1e-12)
+    ref = fused.max_pool2d(x, 3, 2).data
+    for impl in (fused.max_pool2d_composite, fused.pool.max_pool2d_fused):
+        np.testing.assert_array_equal(impl(x, 3, 2).data, ref)
+    rm, rv = np.zeros(3), np.ones(3)
+    out = fused.batch_norm_composite(x, np.ones(3), np.zeros(3), rm, rv, training=True)
+    np.testing.assert_allclose(out.data, fused.batch_norm(x, np.ones(3), np.zeros(3)).data,
+                               rtol=1e-10, atol=1e-12)
+
+
 # ---- max_pool2d --------------------------------------------------------------------------------
 # (x shape, kernel_size, stride, gradcheck?)
 POOL_ROWS = [

@@ -65,14 +65,15 @@ class Conv2d(Function):
         return dx, dw, db
 
 
-def conv2d_fused(x, w, b=None, stride=(1, 1), pad=(0, 0)):
-    return Conv2d.apply(x, w, b, stride=stride, pad=pad)
+def conv2d_fused(x, w, b=None, stride=1, pad=0):
+    return Conv2d.apply(x, w, b, stride=pair(stride), pad=pair(pad))
 
 
-def conv2d_composite(x, w, b=None, stride=(1, 1), pad=(0, 0)):
+def conv2d_composite(x, w, b=None, stride=1, pad=0):
     """The twin: pad + HH*WW shifted strided slices stacked + one matmul; the tape derives
-    the gradient. Expects validated inputs with (h, w) pairs for stride and pad."""
+    the gradient. No input checks here: `fused.conv2d` makes them."""
     x = x if isinstance(x, Tensor) else Tensor(x)
+    stride, pad = pair(stride), pair(pad)
     (sh, sw), (ph, pw) = stride, pad
     N, C, H, W = x.shape
     F, _, HH, WW = w.shape
@@ -86,6 +87,11 @@ def conv2d_composite(x, w, b=None, stride=(1, 1), pad=(0, 0)):
     if b is not None:
         out = out + ops.reshape(b, (1, F, 1, 1))
     return out
+
+
+def pair(v):
+    """An int or an (h, w) pair as a tuple (h, w)."""
+    return (int(v), int(v)) if np.ndim(v) == 0 else tuple(int(i) for i in v)
 
 
 def out_size(H, W, HH, WW, stride, pad):
