@@ -34,11 +34,12 @@ class Conv2d(Function):
         dtype = np.result_type(x, w) if b is None else np.result_type(x, w, b)
         K = C * HH * WW
         wb = w.reshape(F, K) if b is None else np.concatenate([w.reshape(F, K), b[:, None]], 1)
+        wb = wb.astype(dtype, copy=False)
         cols = kernels.pooled_empty((N, wb.shape[1], Ho * Wo), dtype)
         if b is not None:
             cols[:, K] = 1
         kernels.im2col(x.astype(dtype, copy=False), HH, WW, stride, pad, Ho, Wo, cols)
-        out = np.matmul(wb.astype(dtype, copy=False), cols).reshape(N, F, Ho, Wo)
+        out = np.matmul(wb, cols).reshape(N, F, Ho, Wo)
         # The columns are kept for dW (pooled memory: reused once this node is freed).
         self.saved = (cols, wb)
         self.geometry = (x.shape, w.shape, stride, pad)
