@@ -283,6 +283,28 @@ def test_numba_kernels_present_and_env_switch_selects_numpy():
         assert out.stdout.strip() == expected
 
 
+def test_numba_cache_falls_back_to_a_writable_dir(monkeypatch):
+    from autotensor.fused import kernels_numba
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setattr(kernels_numba.os, "access", lambda path, mode: False)
+    kernels_numba._prepare_environment()             # the package dir is "read-only" now
+    cache = os.environ["NUMBA_CACHE_DIR"]
+    assert os.path.basename(cache).startswith("autotensor-numba-")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/somewhere/else")
+    kernels_numba._prepare_environment()             # a user's choice is kept
+    assert os.environ["NUMBA_CACHE_DIR"] == "/somewhere/else"
+
+
+def test_thread_setup_leaves_no_environment_behind():
+    code = ("import os; import autotensor.fused, numba; "
+            "print('OMP_WAIT_POLICY' in os.environ, numba.threading_layer())")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY",
+                                                             "NUMBA_THREADING_LAYER")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True).stdout.split()
+    assert out[0] == "False" and out[1] in ("omp", "workqueue", "tbb")
+
+
 def noncontiguous(a):
     """The same values as `a` in a strided, non-contiguous array."""
     big = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype)
