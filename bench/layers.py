@@ -1,278 +1,282 @@
 """Layer speed: autotensor fused vs composite twin vs course-style naive loops vs PyTorch CPU.
 
-For each case and dtype (float32, float64), times the forward pass alone and forward +
-backward, and prints medians (ms) and each one's ratio to PyTorch (lower is better).
-Implementations are timed round-robin (one call of each per round), so a slow period of this
-shared machine hits all of them alike. PyTorch (if installed) uses as many threads as
-autotensor (numba's thread count; BLAS uses every core).
+For each case and dtype (float64, float32) it times the forward pass alone and forward +
+backward (fresh input tensors per call, upstream gradient of ones) and prints medians (ms)
+and each one's ratio to PyTorch (lower is better).
 
-The naive loops are slow: they are timed on the first `--naive-n` samples of the batch, on 3
-repeats only, after the round-robin, and scaled linearly to the full batch ("naive*" rows).
+How it measures, and why:
+- Each implementation runs in blocks of consecutive calls (the first call of a block is an
+  untimed warm-up), the blocks rotating three times, so a slow period of this shared machine
+  hits all of them alike. Calls are not interleaved one by one: right after a BLAS call or a
+  PyTorch op their idle worker threads spin for ~0.1 s and slow whatever runs next. No pause
+  between calls either (as in a training loop): after ~0.1 s idle, the first kernels ran on
+  one core here, the sleeping worker thread apparently woken on the caller's CPU.
+- PyTorch runs in a separate worker process, once before and once after the autotensor
+  cases (its medians pool both runs). In one process the two OpenMP runtimes get merged
+  (both libraries are named libgomp.so.1), and whichever loads first imposes its thread
+  wait policy on the other. PyTorch uses as many threads as autotensor (numba's count).
+- The naive loops are slow: they run on the first `--naive-n` samples of the batch, 3 times
+  (1 with --quick), and are scaled linearly to the full batch ("naive*" rows).
 
-Usage: python bench/layers.py [--quick] [--repeats N] [--dtype float32|float64]
+Usage: python bench/layers.py [--quick] [--repeats N] [--only conv|pool|bn|models]
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
-import gc
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
 
-import autotensor as at
-from autotensor import fused
-
-try:
-    import torch
-except ImportError:              # the comparison column is skipped
-    torch = None
-
-try:
-    from autotensor.nn import models as at_models
-except ImportError:
-    at_models = None
+CONV = [((100, 3, 31, 31), (25, 3, 3, 3), 2, 1), ((50, 3, 32, 32), (32, 3, 7, 7), 1, 3),
+        ((64, 64, 16, 16), (64, 64, 3, 3), 1, 1)]
+POOL = [(100, 3, 32, 32), (50, 32, 32, 32)]
+BN = [(100, 500), (50, 32, 32, 32)]
+LR = 1e-3
 
 
-# ---- course-style naive loops (the reference the course's fast layers are compared with) -------
-def conv_naive_forward(x, w, b, stride, pad):
-    N, C, H, W = x.shape
-    F, _, HH, WW = w.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    Ho, Wo = (H + 2 * pad - HH) // stride + 1, (W + 2 * pad - WW) // stride + 1
-    out = np.zeros((N, F, Ho, Wo), dtype=x.dtype)
-    for n in range(N):
-        for f in range(F):
-            for i in range(Ho):
-                for j in range(Wo):
-                    win = xp[n, :, i * stride:i * stride + HH, j * stride:j * stride + WW]
-                    out[n, f, i, j] = np.sum(win * w[f]) + b[f]
-    return out, (xp, w, stride, pad)
+def cases(only, dtypes):
+    """(key, kind, spec, dtype, backward) for every timed case, in print order."""
+    out = []
+    for dt in dtypes:
+        specs = [("conv", c) for c in CONV] + [("pool", p) for p in POOL] + \
+            [("bn", b) for b in BN] + [("convnet", 50), ("fcnet", 100)]
+        for kind, spec in specs:
+            group = "models" if kind in ("convnet", "fcnet") else kind
+            if only not in (None, group):
+                continue
+            for backward in ((True,) if group == "models" else (False, True)):
+                key = f"{kind} {spec} {dt} {'fwd+bwd' if backward else 'fwd'}"
+                out.append((key, kind, spec, dt, backward))
+    return out
 
 
-def conv_naive_backward(dout, cache):
-    xp, w, stride, pad = cache
-    F, _, HH, WW = w.shape
-    dxp, dw = np.zeros_like(xp), np.zeros_like(w)
-    db = dout.sum(axis=(0, 2, 3))
-    for n in range(dout.shape[0]):
-        for f in range(F):
-            for i in range(dout.shape[2]):
-                for j in range(dout.shape[3]):
-                    hs, ws = i * stride, j * stride
-                    dw[f] += xp[n, :, hs:hs + HH, ws:ws + WW] * dout[n, f, i, j]
-                    dxp[n, :, hs:hs + HH, ws:ws + WW] += w[f] * dout[n, f, i, j]
-    H, W = xp.shape[2] - 2 * pad, xp.shape[3] - 2 * pad
-    return dxp[:, :, pad:pad + H, pad:pad + W], dw, db
+def case_arrays(kind, spec, dtype):
+    rng = np.random.default_rng(0)
+    if kind == "conv":
+        xs, ws = spec[:2]
+        return [rng.standard_normal(s).astype(dtype) for s in (xs, ws, (ws[0],))]
+    if kind == "pool":
+        return [rng.standard_normal(spec).astype(dtype)]
+    if kind == "bn":
+        d = spec[1]
+        return [rng.standard_normal(spec).astype(dtype), np.ones(d, dtype), np.zeros(d, dtype)]
+    shape = (spec, 3, 32, 32) if kind == "convnet" else (spec, 3072)
+    return [rng.standard_normal(shape).astype(dtype), rng.integers(0, 10, spec)]
 
 
-def pool_naive_forward(x, k):
-    N, C, H, W = x.shape
-    out = np.zeros((N, C, H // k, W // k), dtype=x.dtype)
-    for n in range(N):
-        for c in range(C):
-            for i in range(H // k):
-                for j in range(W // k):
-                    out[n, c, i, j] = np.max(x[n, c, i * k:i * k + k, j * k:j * k + k])
-    return out, (x, k)
-
-
-def pool_naive_backward(dout, cache):
-    x, k = cache
-    dx = np.zeros_like(x)
-    for n in range(dout.shape[0]):
-        for c in range(dout.shape[1]):
-            for i in range(dout.shape[2]):
-                for j in range(dout.shape[3]):
-                    win = x[n, c, i * k:i * k + k, j * k:j * k + k]
-                    a, b_ = np.unravel_index(np.argmax(win), win.shape)
-                    dx[n, c, i * k + a, j * k + b_] += dout[n, c, i, j]
-    return dx
-
-
-# ---- timing ------------------------------------------------------------------------------------
-def round_robin(fns, repeats):
-    """{name: median seconds}, calling each fn once per round (after one warm-up round)."""
+def timed_blocks(fns, repeats, cycles=3):
+    """{name: list of seconds}: blocks of consecutive calls, rotating `cycles` times."""
     times = {name: [] for name in fns}
-    for rnd in range(repeats + 1):
+    per_block = max(1, -(-repeats // cycles))
+    for _ in range(cycles if repeats > 1 else 1):
         for name, fn in fns.items():
-            gc.collect()
-            t0 = time.perf_counter()
             fn()
-            if rnd:
+            for _ in range(per_block):
+                t0 = time.perf_counter()
+                fn()
                 times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return times
 
 
-def report(title, results, scale=None):
-    """Print one block: a row per implementation with its median and ratio to torch."""
-    print(f"\n{title}")
-    ref = results.get("torch")
-    for name, t in results.items():
-        shown = t * (scale or {}).get(name, 1.0)
-        ratio = f"{shown / ref:8.2f}x torch" if ref else ""
-        print(f"  {name:<12s} {shown * 1e3:10.3f} ms {ratio}")
+# ---- PyTorch (run in a worker process) ---------------------------------------------------------
+def torch_fn(torch, kind, spec, arrays, backward):
+    tf = torch.nn.functional
+    if kind in ("convnet", "fcnet"):
+        return torch_model_step(torch, kind, arrays)
+    op = {"conv": lambda x, w, b: tf.conv2d(x, w, b, stride=spec[2], padding=spec[3]),
+          "pool": lambda x: tf.max_pool2d(x, 2),
+          "bn": lambda x, g, b: tf.batch_norm(x, None, None, g, b, training=True)}[kind]
 
-
-def at_tensors(arrays, grad):
-    return [at.Tensor(a, requires_grad=grad) for a in arrays]
-
-
-def torch_tensors(arrays, grad):
-    return [torch.tensor(a, requires_grad=grad) for a in arrays]
-
-
-def at_case(op, arrays, fused_on, backward):
-    """A closure running the autotensor op (fused or twin), with or without backward."""
     def run():
-        ts = at_tensors(arrays, backward)
-        with at.use_fused(fused_on):
-            if not backward:
-                with at.no_grad():
-                    op(*ts)
-                return
-            out = op(*ts)
-            out.backward(np.ones_like(out.data))
-    return run
-
-
-def torch_case(op, arrays, backward):
-    def run():
-        ts = torch_tensors(arrays, backward)
+        ts = [torch.from_numpy(a).requires_grad_(backward) for a in arrays]
         if not backward:
             with torch.no_grad():
-                op(*ts)
-            return
+                return op(*ts)
         out = op(*ts)
         out.backward(torch.ones_like(out))
     return run
 
 
-# ---- cases -------------------------------------------------------------------------------------
-CONV = [((100, 3, 31, 31), (25, 3, 3, 3), 2, 1), ((50, 3, 32, 32), (32, 3, 7, 7), 1, 3),
-        ((64, 64, 16, 16), (64, 64, 3, 3), 1, 1)]
-POOL = [(100, 3, 32, 32), (50, 32, 32, 32)]
-BN = [(100, 500), (50, 32, 32, 32)]
+def torch_model_step(torch, kind, arrays):
+    """One SGD step of the same network as autotensor's model (weights drawn alike)."""
+    nn, tf = torch.nn, torch.nn.functional
+    dtype = getattr(torch, str(arrays[0].dtype))
+    if kind == "convnet":           # conv 7x7 pad 3 - relu - pool - affine - relu - affine
+        net = nn.Sequential(nn.Conv2d(3, 32, 7, padding=3), nn.ReLU(), nn.MaxPool2d(2),
+                            nn.Flatten(), nn.Linear(32 * 16 * 16, 100), nn.ReLU(),
+                            nn.Linear(100, 10))
+    else:                           # [affine - batchnorm - relu] x 5 - affine
+        layers, d = [], 3072
+        for _ in range(5):
+            layers += [nn.Linear(d, 100), nn.BatchNorm1d(100, momentum=0.1), nn.ReLU()]
+            d = 100
+        net = nn.Sequential(*layers, nn.Linear(100, 10))
+    net = net.to(dtype)
+    x, y = torch.from_numpy(arrays[0]), torch.from_numpy(arrays[1])
+
+    def step():
+        loss = tf.cross_entropy(net(x), y)
+        net.zero_grad(set_to_none=True)
+        loss.backward()
+        with torch.no_grad():
+            for p in net.parameters():
+                p -= LR * p.grad
+    return step
 
 
-def bench_conv(dtype, repeats, naive_n, naive_reps, rng):
-    for xs, ws, s, p in CONV:
-        arrays = [rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype),
-                  rng.standard_normal(ws[0]).astype(dtype)]
-        op = lambda x, w, b, s=s, p=p: fused.conv2d(x, w, b, stride=s, pad=p)  # noqa: E731
-        top = lambda x, w, b, s=s, p=p: torch.nn.functional.conv2d(  # noqa: E731
-            x, w, b, stride=s, padding=p)
-        xn = arrays[0][:naive_n]
-        n_scale = xs[0] / xn.shape[0]
-        for backward in (False, True):
-            fns = {"fused": at_case(op, arrays, True, backward),
-                   "composite": at_case(op, arrays, False, backward)}
-            if torch is not None:
-                fns["torch"] = torch_case(top, arrays, backward)
-            res = round_robin(fns, repeats)
-            if backward:
-                fwd = conv_naive_forward(xn, arrays[1], arrays[2], s, p)
-                naive = lambda fwd=fwd: conv_naive_backward(np.ones_like(fwd[0]), fwd[1])  # noqa
-            else:
-                naive = functools.partial(conv_naive_forward, xn, arrays[1], arrays[2], s, p)
-            res.update(round_robin({"naive*": naive}, naive_reps))
-            what = "forward" if not backward else "forward+backward (naive*: backward only)"
-            report(f"conv x {xs} w {ws} stride {s} pad {p} {dtype.__name__}: {what}", res,
-                   {"naive*": n_scale})
-            if backward:
-                fwd_only = round_robin({"fused": at_case(op, arrays, True, False)}, repeats)
-                bwd = res["fused"] - fwd_only["fused"]
-                print(f"  backward only: fused {bwd * 1e3:.3f} ms; naive*/fused "
-                      f"{res['naive*'] * n_scale / max(bwd, 1e-9):.0f}x; composite/fused "
-                      f"(fwd+bwd) {res['composite'] / res['fused']:.1f}x")
+def torch_worker(args):
+    import torch
+    torch.set_num_threads(args.threads)
+    result = {"version": torch.__version__}
+    for key, kind, spec, dt, backward in cases(args.only, args.dtypes):
+        arrays = case_arrays(kind, spec, np.dtype(dt))
+        result[key] = timed_blocks({"torch": torch_fn(torch, kind, spec, arrays, backward)},
+                                   args.repeats)["torch"]
+    print(json.dumps(result))
 
 
-def bench_pool(dtype, repeats, naive_n, naive_reps, rng):
-    for xs in POOL:
-        arrays = [rng.standard_normal(xs).astype(dtype)]
-        xn = arrays[0][:naive_n]
-        for backward in (False, True):
-            fns = {"fused": at_case(fused.max_pool2d, arrays, True, backward),
-                   "composite": at_case(fused.max_pool2d, arrays, False, backward)}
-            if torch is not None:
-                fns["torch"] = torch_case(lambda x: torch.nn.functional.max_pool2d(x, 2),
-                                          arrays, backward)
-            res = round_robin(fns, repeats)
-            fwd = pool_naive_forward(xn, 2)
-            naive = (functools.partial(pool_naive_backward, np.ones_like(fwd[0]), fwd[1])
-                     if backward else functools.partial(pool_naive_forward, xn, 2))
-            res.update(round_robin({"naive*": naive}, naive_reps))
-            what = "forward" if not backward else "forward+backward (naive*: backward only)"
-            report(f"max pool 2x2 on {xs} {dtype.__name__}: {what}", res,
-                   {"naive*": xs[0] / xn.shape[0]})
+def run_torch_worker(args):
+    """Run this script as the PyTorch worker: {case key: [seconds]}, or None without torch."""
+    cmd = [sys.executable, __file__, "--torch-worker", "--threads", str(args.threads),
+           "--repeats", str(args.repeats), "--dtypes", *args.dtypes]
+    if args.only:
+        cmd += ["--only", args.only]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        if "No module named 'torch'" not in proc.stderr:
+            print(f"PyTorch worker failed:\n{proc.stderr}", file=sys.stderr)
+        return None
+    return json.loads(proc.stdout)
 
 
-def bn_op(x, g, b, rm, rv):
-    return fused.batch_norm(x, g, b, rm, rv, training=True)
+# ---- autotensor --------------------------------------------------------------------------------
+def at_fns(kind, spec, arrays, backward):
+    """{'fused': fn, 'composite': fn} for one case."""
+    import autotensor as at
+    from autotensor import fused
+
+    if kind in ("convnet", "fcnet"):
+        return {name: at_model_step(kind, arrays, on) for name, on in (("fused", True),
+                                                                          ("composite", False))}
+    d = arrays[0].shape[1]
+    rm, rv = np.zeros(d, arrays[0].dtype), np.ones(d, arrays[0].dtype)
+    op = {"conv": lambda x, w, b: fused.conv2d(x, w, b, stride=spec[2], pad=spec[3]),
+          "pool": lambda x: fused.max_pool2d(x, 2),
+          "bn": lambda x, g, b: fused.batch_norm(x, g, b, rm, rv, training=True)}[kind]
+
+    def make(on):
+        def run():
+            ts = [at.Tensor(a, requires_grad=backward) for a in arrays]
+            with at.use_fused(on):
+                if not backward:
+                    with at.no_grad():
+                        return op(*ts)
+                out = op(*ts)
+                out.backward(np.ones_like(out.data))
+        return run
+    return {"fused": make(True), "composite": make(False)}
 
 
-def torch_bn_op(x, g, b, rm, rv):
-    return torch.nn.functional.batch_norm(x, rm, rv, g, b, training=True, momentum=0.1)
+def at_model_step(kind, arrays, fused_on):
+    import autotensor as at
+    from autotensor.nn import models
+
+    np.random.seed(0)
+    dtype = arrays[0].dtype
+    if kind == "convnet":
+        model = models.ThreeLayerConvNet(weight_scale=1e-2, dtype=dtype)
+    else:
+        model = models.FullyConnectedNet([100] * 5, normalization="batchnorm",
+                                         weight_scale=5e-2, dtype=dtype)
+    x, y = arrays
+
+    def step():
+        with at.use_fused(fused_on):
+            _, grads = model.loss(x, y)
+        for k, g in grads.items():
+            model.params[k] -= LR * g
+    return step
 
 
-def bench_bn(dtype, repeats, rng):
-    for xs in BN:
-        d = xs[1]
-        arrays = [rng.standard_normal(xs).astype(dtype), np.ones(d, dtype), np.zeros(d, dtype)]
-        rm, rv = np.zeros(d, dtype), np.ones(d, dtype)
-        op = functools.partial(bn_op, rm=rm, rv=rv)
-        for backward in (False, True):
-            fns = {"fused": at_case(op, arrays, True, backward),
-                   "composite": at_case(op, arrays, False, backward)}
-            if torch is not None:
-                tdt = getattr(torch, dtype.__name__)
-                fns["torch"] = torch_case(functools.partial(
-                    torch_bn_op, rm=torch.zeros(d, dtype=tdt), rv=torch.ones(d, dtype=tdt)),
-                    arrays, backward)
-            what = "forward" if not backward else "forward+backward"
-            report(f"batch norm {xs} {dtype.__name__} (training): {what}",
-                   round_robin(fns, repeats))
+def naive_fn(kind, spec, arrays, n, backward):
+    """The course-style loops on the first n samples, or None where the course has none."""
+    from autotensor.nn import layers
+    x = arrays[0][:n]
+    if kind == "conv":
+        param = {"stride": spec[2], "pad": spec[3]}
+        out, cache = layers.conv_forward_naive(x, arrays[1], arrays[2], param)
+        if backward:
+            return lambda: layers.conv_backward_naive(np.ones_like(out), cache)
+        return lambda: layers.conv_forward_naive(x, arrays[1], arrays[2], param)
+    if kind == "pool":
+        param = {"pool_height": 2, "pool_width": 2, "stride": 2}
+        out, cache = layers.max_pool_forward_naive(x, param)
+        if backward:
+            return lambda: layers.max_pool_backward_naive(np.ones_like(out), cache)
+        return lambda: layers.max_pool_forward_naive(x, param)
+    return None
 
 
-def bench_models(dtype, repeats, rng):
-    if at_models is None:
-        print("\nmodel steps: skipped: models not available (autotensor.nn.models missing)")
-        return
-    print("\nmodel steps: TODO")
+# ---- report ------------------------------------------------------------------------------------
+def report(key, rows, torch_ms):
+    print(f"\n{key}")
+    for name, ms in rows.items():
+        ratio = f"{ms / torch_ms:8.2f}x torch" if torch_ms else ""
+        print(f"  {name:<12s} {ms:10.3f} ms {ratio}")
+    if torch_ms:
+        print(f"  {'torch':<12s} {torch_ms:10.3f} ms")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="few repeats, for a smoke run")
-    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--repeats", type=int, default=None, help="timed calls per implementation")
     ap.add_argument("--naive-n", type=int, default=None, help="samples timed by naive loops")
-    ap.add_argument("--dtype", choices=["float32", "float64"], default=None)
     ap.add_argument("--only", choices=["conv", "pool", "bn", "models"], default=None)
+    ap.add_argument("--dtypes", nargs="+", default=["float64", "float32"])
+    ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    repeats = args.repeats or (3 if args.quick else 15)
-    naive_n = args.naive_n or (1 if args.quick else 4)
-    naive_reps = 1 if args.quick else 3
+    args.repeats = args.repeats or (3 if args.quick else 15)
+    if args.torch_worker:
+        return torch_worker(args)
+
     from autotensor.fused import kernels
-    threads = kernels.numba.get_num_threads() if kernels.numba else os.cpu_count()
-    if torch is not None:
-        torch.set_num_threads(threads)
-    print(f"autotensor kernels: {kernels.BACKEND}; threads {threads}; torch "
-          f"{torch.__version__ if torch else 'not installed'}; {time.strftime('%Y-%m-%d')}; "
-          f"repeats {repeats} (medians)")
-    rng = np.random.default_rng(0)
-    dtypes = [np.dtype(args.dtype).type] if args.dtype else [np.float64, np.float32]
-    for dtype in dtypes:
-        if args.only in (None, "conv"):
-            bench_conv(dtype, repeats, naive_n, naive_reps, rng)
-        if args.only in (None, "pool"):
-            bench_pool(dtype, repeats, naive_n, naive_reps, rng)
-        if args.only in (None, "bn"):
-            bench_bn(dtype, max(repeats, 5) * 4, rng)
-        if args.only in (None, "models"):
-            bench_models(dtype, repeats, rng)
+    args.threads = kernels.numba.get_num_threads() if kernels.numba else os.cpu_count()
+    naive_n, naive_reps = args.naive_n or (1 if args.quick else 4), 1 if args.quick else 3
+    print(f"autotensor kernels: {kernels.BACKEND}; threads {args.threads}; "
+          f"{time.strftime('%Y-%m-%d %H:%M')}; repeats {args.repeats} (medians)")
+    torch_runs = [run_torch_worker(args)]
+    results = {}
+    for key, kind, spec, dt, backward in cases(args.only, args.dtypes):
+        arrays = case_arrays(kind, spec, np.dtype(dt))
+        times = timed_blocks(at_fns(kind, spec, arrays, backward), args.repeats)
+        naive = naive_fn(kind, spec, arrays, naive_n, backward)
+        if naive is not None:
+            scale = arrays[0].shape[0] / arrays[0][:naive_n].shape[0]
+            times["naive*"] = [t * scale for t in timed_blocks({"n": naive}, naive_reps, 1)["n"]]
+        results[key] = {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
+    torch_runs.append(run_torch_worker(args))
+    if torch_runs[0]:
+        print(f"PyTorch {torch_runs[0]['version']} (CPU), worker process, {args.threads} threads")
+    else:
+        print("PyTorch not installed: no comparison column")
+    for key, rows in results.items():
+        torch_ms = statistics.median(torch_runs[0][key] + torch_runs[1][key]) * 1e3 \
+            if torch_runs[0] and torch_runs[1] else None
+        report(key + (" (naive*: backward only)" if "naive*" in rows and
+                      key.endswith("fwd+bwd") else ""), rows, torch_ms)
+        fwd = results.get(key.replace("fwd+bwd", "fwd"))
+        if key.endswith("fwd+bwd") and fwd and "naive*" in rows:
+            bwd = rows["fused"] - fwd["fused"]
+            print(f"  fused backward alone ~{bwd:.3f} ms: naive*/fused {rows['naive*'] / bwd:.0f}x;"
+                  f" composite/fused (fwd+bwd) {rows['composite'] / rows['fused']:.1f}x")
 
 
 if __name__ == "__main__":

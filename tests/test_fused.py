@@ -8,6 +8,8 @@ checked against central differences, for the fused op and for the twin.
 from __future__ import annotations
 
 import os
+import pathlib
+import re
 import subprocess
 import sys
 
@@ -130,6 +132,22 @@ def test_conv2d_retain_graph_second_backward_is_identical():
     out.sum().backward()
     np.testing.assert_array_equal(x.grad, g1[0])
     np.testing.assert_array_equal(w.grad, g1[1])
+
+
+def test_exported_twins_and_fused_functions_take_the_public_arguments():
+    rng = np.random.default_rng(20)
+    x, w, b = rng.standard_normal((2, 3, 9, 8)), rng.standard_normal((4, 3, 3, 2)), \
+        rng.standard_normal(4)
+    ref = fused.conv2d(x, w, b, stride=2, pad=(1, 0)).data
+    for impl in (fused.conv2d_composite, fused.conv.conv2d_fused):
+        np.testing.assert_allclose(impl(x, w, b, stride=2, pad=(1, 0)).data, ref, rtol=1e-12)
+    ref = fused.max_pool2d(x, 3, 2).data
+    for impl in (fused.max_pool2d_composite, fused.pool.max_pool2d_fused):
+        np.testing.assert_array_equal(impl(x, 3, 2).data, ref)
+    rm, rv = np.zeros(3), np.ones(3)
+    out = fused.batch_norm_composite(x, np.ones(3), np.zeros(3), rm, rv, training=True)
+    np.testing.assert_allclose(out.data, fused.batch_norm(x, np.ones(3), np.zeros(3)).data,
+                               rtol=1e-10, atol=1e-12)
 
 
 # ---- max_pool2d --------------------------------------------------------------------------------
@@ -265,6 +283,28 @@ def test_numba_kernels_present_and_env_switch_selects_numpy():
         assert out.stdout.strip() == expected
 
 
+def test_numba_cache_falls_back_to_a_writable_dir(monkeypatch):
+    from autotensor.fused import kernels_numba
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setattr(kernels_numba.os, "access", lambda path, mode: False)
+    kernels_numba._prepare_environment()             # the package dir is "read-only" now
+    cache = os.environ["NUMBA_CACHE_DIR"]
+    assert os.path.basename(cache).startswith("autotensor-numba-")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/somewhere/else")
+    kernels_numba._prepare_environment()             # a user's choice is kept
+    assert os.environ["NUMBA_CACHE_DIR"] == "/somewhere/else"
+
+
+def test_thread_setup_leaves_no_environment_behind():
+    code = ("import os; import autotensor.fused, numba; "
+            "print('OMP_WAIT_POLICY' in os.environ, numba.threading_layer())")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY",
+                                                             "NUMBA_THREADING_LAYER")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True).stdout.split()
+    assert out[0] == "False" and out[1] in ("omp", "workqueue", "tbb")
+
+
 def noncontiguous(a):
     """The same values as `a` in a strided, non-contiguous array."""
     big = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype)
@@ -273,7 +313,8 @@ def noncontiguous(a):
 
 
 KERNEL_GEOMETRY = [((2, 3, 7, 8), (3, 3), (1, 1), (1, 1)), ((1, 2, 9, 6), (4, 3), (3, 2), (2, 0)),
-                   ((2, 2, 5, 5), (5, 5), (1, 1), (0, 0)), ((3, 1, 8, 7), (2, 4), (2, 3), (3, 2))]
+                   ((2, 2, 5, 5), (5, 5), (1, 1), (0, 0)), ((3, 1, 8, 7), (2, 4), (2, 3), (3, 2)),
+                   ((8, 8, 24, 23), (3, 3), (1, 1), (1, 1))]    # large enough for many threads
 
 
 @pytest.mark.parametrize("backend", KERNEL_SETS)
@@ -307,7 +348,8 @@ def test_im2col_col2im_kernels(geom, dtype, backend):
 @pytest.mark.parametrize("backend", KERNEL_SETS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("geom", [((2, 3, 8, 8), 2, 2, 2, 2), ((2, 2, 9, 7), 3, 2, 2, 1),
-                                  ((1, 2, 10, 9), 2, 3, 3, 2)], ids=str)
+                                  ((1, 2, 10, 9), 2, 3, 3, 2), ((4, 8, 64, 64), 3, 3, 2, 2)],
+                         ids=str)
 def test_maxpool_kernels(geom, dtype, backend):
     ks = KERNEL_SETS[backend]
     xs, kh, kw, sh, sw = geom
@@ -326,7 +368,7 @@ def test_maxpool_kernels(geom, dtype, backend):
         np.testing.assert_array_equal(arg, k)
         dx = ks["maxpool_backward"](gin, noncontiguous(arg), *xs[2:], kh, kw, sh, sw)
         assert dx.dtype == dtype
-        np.testing.assert_allclose(dx, ref_dx, rtol=1e-6)
+        np.testing.assert_allclose(dx, ref_dx, **TOL[dtype])
 
 
 @pytest.mark.parametrize("backend", KERNEL_SETS)
@@ -336,6 +378,53 @@ def test_maxpool_kernel_nan_is_the_maximum(backend):
     out, arg = KERNEL_SETS[backend]["maxpool_forward"](x, 2, 2, 2, 2)
     assert np.isnan(out[0, 0, 0, 0]) and arg[0, 0, 0, 0] == 1
     assert out[0, 0, 1, 1] == 15
+
+
+# (x shape, float64 mean/var given for eval mode?)
+BN_KERNEL_ROWS = [((7, 5), False), ((600, 260), False), ((4, 3, 2, 6), False), ((5, 4), True),
+                  ((60, 40, 8, 8), False), ((3, 2, 4, 4), True)]
+
+
+@pytest.mark.parametrize("backend", KERNEL_SETS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("row", BN_KERNEL_ROWS, ids=str)
+def test_batch_norm_kernels(row, dtype, backend):
+    """Both code paths of each set, (N, D) rows and (N, C, H, W) planes, small and large
+    enough to run on several threads (kernels_numba.PARALLEL_MIN), against the formulas."""
+    ks = KERNEL_SETS[backend]
+    xs, eval_mode = row
+    rng = np.random.default_rng(17)
+    x = (rng.standard_normal(xs) * 3 + 2).astype(dtype)
+    g = rng.standard_normal(xs).astype(dtype)
+    gamma, beta = rng.standard_normal(xs[1]), rng.standard_normal(xs[1])
+    axes = (0,) if len(xs) == 2 else (0, 2, 3)
+    shape = (1, -1) + (1,) * (len(xs) - 2)
+    x64 = x.astype(np.float64)
+    if eval_mode:
+        stats = (rng.standard_normal(xs[1]), rng.uniform(0.5, 2, xs[1]))
+        mean, var = stats
+    else:
+        stats = ()
+        mean, var = x64.mean(axis=axes), x64.var(axis=axes)
+    istd = 1 / np.sqrt(var + 1e-5)
+    xhat = (x64 - mean.reshape(shape)) * istd.reshape(shape)
+    m = x.size // xs[1]
+    for xin, gin in ((x, g), (noncontiguous(x), noncontiguous(g))):
+        out, mu, v = ks["bn_forward"](xin, gamma, beta, 1e-5, *stats)
+        assert out.dtype == dtype and out.shape == xs
+        np.testing.assert_allclose(mu, mean, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(v, var, rtol=1e-12)
+        np.testing.assert_allclose(out, xhat * gamma.reshape(shape) + beta.reshape(shape),
+                                   **TOL[dtype])
+        dx, dgamma, dbeta = ks["bn_backward"](gin, xin, gamma, mu, v, 1e-5, not eval_mode)
+        np.testing.assert_allclose(dbeta, g.sum(axis=axes, dtype=np.float64), rtol=1e-9)
+        np.testing.assert_allclose(dgamma, (g * xhat).sum(axis=axes), rtol=1e-9, atol=1e-9)
+        k = (gamma * istd).reshape(shape)
+        expected = k * g if eval_mode else k * (g - dbeta.reshape(shape) / m
+                                                - xhat * dgamma.reshape(shape) / m)
+        assert dx.dtype == dtype and dx.shape == xs
+        np.testing.assert_allclose(dx, expected, **TOL[dtype])
+        assert ks["bn_backward"](gin, xin, gamma, mu, v, 1e-5, True, need_dx=False)[0] is None
 
 
 def test_pooled_buffers_are_reused_only_when_free():
@@ -385,3 +474,15 @@ BAD = [
 def test_bad_input_raises_clear_value_error(call, message, fused_on):
     with at.use_fused(fused_on), pytest.raises(ValueError, match=message):
         call()
+
+
+# ---- docs --------------------------------------------------------------------------------------
+def test_fused_ops_doc_examples_run():
+    """docs/fused_ops.md's python blocks form one program; run it top to bottom."""
+    page = pathlib.Path(__file__).resolve().parents[1] / "docs" / "fused_ops.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
+    runnable = [b for b in blocks if not b.lstrip().startswith("def conv2d(")]   # excerpt
+    assert len(runnable) >= 3
+    namespace = {}
+    for block in runnable:
+        exec(compile(block, "fused_ops.md", "exec"), namespace)

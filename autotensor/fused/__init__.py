@@ -55,7 +55,7 @@ def max_pool2d(x, kernel_size=2, stride=None):
         raise ValueError(f"max_pool2d: kernel {kernel} is larger than the input {xs[2:]} "
                          f"(x of shape {xs})")
     impl = max_pool2d_fused if fused_enabled() else max_pool2d_composite
-    return impl(x, kernel=kernel, stride=stride)
+    return impl(x, kernel, stride)
 
 
 def batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=True,

@@ -14,6 +14,7 @@ import numpy as np
 from .. import ops
 from ..function import Function
 from ..tensor import Tensor
+from . import kernels
 
 
 def stat_axes(ndim):
@@ -30,49 +31,32 @@ def update_running(running, momentum, batch_stat):
 class BatchNorm(Function):
     """out = gamma * (x - mean) / sqrt(var + eps) + beta
 
-    Fused: two reductions in forward; backward is the simplified closed form
-    dx = gamma / (M sqrt(var + eps)) * (M g - sum(g) - xhat * sum(g * xhat)), M = samples per
-    feature, which reuses dbeta = sum(g) and dgamma = sum(g * xhat).
+    Fused: one kernel per pass direction (numba: one thread per channel block), statistics
+    in float64. The backward is the simplified closed form (docs/fused_ops.md)
+    dx = gamma / sqrt(var + eps) * (g - mean(g) - xhat * mean(g * xhat)), over the M values
+    of each feature, with dbeta = sum(g) and dgamma = sum(g * xhat) from the same pass.
+    Saves x and the (C,) statistics, not xhat: backward rebuilds xhat on the fly.
     """
 
     fused = True
 
     def forward(self, x, gamma, beta, running_mean, running_var, training, momentum, eps):
-        axes, shape = stat_axes(x.ndim)
-        dtype = x.dtype
+        gamma, beta = np.asarray(gamma, np.float64), np.asarray(beta, np.float64)
+        stats = () if training else (np.asarray(running_mean, np.float64),
+                                     np.asarray(running_var, np.float64))
+        out, mean, var = kernels.bn_forward(x, gamma, beta, eps, *stats)
         if training:
-            mean = x.mean(axis=axes, keepdims=True)
-            xc = x - mean
-            # NOTE: the two-pass variance mean((x - mean)**2) avoids the cancellation of
-            # E[x**2] - E[x]**2 when |mean| >> std.
-            var = (xc * xc).mean(axis=axes, keepdims=True)
             update_running(running_mean, momentum, mean)
             update_running(running_var, momentum, var)
-        else:
-            mean = running_mean.astype(dtype, copy=False).reshape(shape)
-            var = running_var.astype(dtype, copy=False).reshape(shape)
-            xc = x - mean
-        # NOTE: eps goes inside the square root, as in the course and PyTorch.
-        inv_std = 1.0 / np.sqrt(var + eps)
-        xhat = xc * inv_std
-        g_ = gamma.astype(dtype, copy=False).reshape(shape)
-        self.saved = (xhat, inv_std, g_)
-        self.training = training
-        return xhat * g_ + beta.astype(dtype, copy=False).reshape(shape)
+        self.saved = (x, gamma, mean, var)
+        self.training, self.eps = training, eps
+        return out
 
     def backward(self, g):
-        xhat, inv_std, gamma = self.saved
-        axes = stat_axes(g.ndim)[0]
-        dbeta = g.sum(axis=axes, keepdims=True)
-        dgamma = (g * xhat).sum(axis=axes, keepdims=True)
-        dx = None
-        if self.needs_grad(0):
-            if self.training:
-                m = g.size // dbeta.size
-                dx = (gamma * inv_std * (1.0 / m)) * (m * g - dbeta - xhat * dgamma)
-            else:                   # the stats are constants: a per-feature affine map
-                dx = g * (gamma * inv_std)
-        return dx, dgamma.reshape(-1), dbeta.reshape(-1), None, None
+        x, gamma, mean, var = self.saved
+        dx, dgamma, dbeta = kernels.bn_backward(g, x, gamma, mean, var, self.eps, self.training,
+                                                self.needs_grad(0))
+        return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype), None, None
 
 
 def batch_norm_fused(x, gamma, beta, running_mean=None, running_var=None, training=True,

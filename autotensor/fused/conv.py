@@ -21,6 +21,8 @@ class Conv2d(Function):
     Fused: im2col into pooled memory, then batched BLAS GEMMs. cols[n] is (K, P) with
     K = C*HH*WW and P = Ho*Wo, so every GEMM result is already in its final memory order:
     out[n] = W @ cols[n], dcols[n] = W.T @ g[n], dW = sum_n g[n] @ cols[n].T.
+    With a bias, cols gets a row of ones and W the column b: the GEMMs then add b and
+    compute db = sum(g) with no extra pass over the output.
     """
 
     fused = True
@@ -29,44 +31,50 @@ class Conv2d(Function):
         N, C, H, W = x.shape
         F, _, HH, WW = w.shape
         Ho, Wo = out_size(H, W, HH, WW, stride, pad)
-        dtype = np.result_type(x, w)
-        w2 = w.astype(dtype, copy=False).reshape(F, -1)
-        cols = kernels.im2col(x.astype(dtype, copy=False), HH, WW, stride, pad, Ho, Wo,
-                              kernels.pooled_empty((N, C * HH * WW, Ho * Wo), dtype))
-        out = np.matmul(w2, cols).reshape(N, F, Ho, Wo)
+        dtype = np.result_type(x, w) if b is None else np.result_type(x, w, b)
+        K = C * HH * WW
+        wb = w.reshape(F, K) if b is None else np.concatenate([w.reshape(F, K), b[:, None]], 1)
+        wb = wb.astype(dtype, copy=False)
+        cols = kernels.pooled_empty((N, wb.shape[1], Ho * Wo), dtype)
         if b is not None:
-            out += b.astype(dtype, copy=False).reshape(1, F, 1, 1)
+            cols[:, K] = 1
+        kernels.im2col(x.astype(dtype, copy=False), HH, WW, stride, pad, Ho, Wo, cols)
+        out = np.matmul(wb, cols).reshape(N, F, Ho, Wo)
         # The columns are kept for dW (pooled memory: reused once this node is freed).
-        self.saved = (cols, w2)
+        self.saved = (cols, wb)
         self.geometry = (x.shape, w.shape, stride, pad)
         return out
 
     def backward(self, g):
-        cols, w2 = self.saved
+        cols, wb = self.saved
         (N, C, H, W), wshape, stride, pad = self.geometry
         F, _, HH, WW = wshape
         Ho, Wo = g.shape[2:]
-        g3 = g.reshape(N, F, Ho * Wo)
-        db = g3.sum(axis=(0, 2)) if self.needs_grad(2) else None
-        dw = dx = None
-        if self.needs_grad(1):      # one GEMM per sample, summed: (N, F, K) is small
+        K = C * HH * WW
+        g3 = g.reshape(N, F, Ho * Wo).astype(cols.dtype, copy=False)
+        dw = db = dx = None
+        if self.needs_grad(1) or self.needs_grad(2):   # one GEMM per sample, summed
             gw = np.matmul(g3, cols.transpose(0, 2, 1),
                            out=kernels.pooled_empty((N, F, cols.shape[1]), cols.dtype))
-            dw = gw.sum(axis=0).reshape(wshape)
+            dwb = gw.sum(axis=0)
+            dw = dwb[:, :K].reshape(wshape)
+            db = dwb[:, K] if wb.shape[1] > K else None
         if self.needs_grad(0):
-            dcols = np.matmul(w2.T, g3, out=kernels.pooled_empty(cols.shape, cols.dtype))
+            dcols = np.matmul(wb[:, :K].T, g3, out=kernels.pooled_empty((N, K, Ho * Wo),
+                                                                         cols.dtype))
             dx = kernels.col2im(dcols, C, H, W, HH, WW, stride, pad, Ho, Wo)
         return dx, dw, db
 
 
-def conv2d_fused(x, w, b=None, stride=(1, 1), pad=(0, 0)):
-    return Conv2d.apply(x, w, b, stride=stride, pad=pad)
+def conv2d_fused(x, w, b=None, stride=1, pad=0):
+    return Conv2d.apply(x, w, b, stride=pair(stride), pad=pair(pad))
 
 
-def conv2d_composite(x, w, b=None, stride=(1, 1), pad=(0, 0)):
+def conv2d_composite(x, w, b=None, stride=1, pad=0):
     """The twin: pad + HH*WW shifted strided slices stacked + one matmul; the tape derives
-    the gradient. Expects validated inputs with (h, w) pairs for stride and pad."""
+    the gradient. No input checks here: `fused.conv2d` makes them."""
     x = x if isinstance(x, Tensor) else Tensor(x)
+    stride, pad = pair(stride), pair(pad)
     (sh, sw), (ph, pw) = stride, pad
     N, C, H, W = x.shape
     F, _, HH, WW = w.shape
@@ -80,6 +88,11 @@ def conv2d_composite(x, w, b=None, stride=(1, 1), pad=(0, 0)):
     if b is not None:
         out = out + ops.reshape(b, (1, F, 1, 1))
     return out
+
+
+def pair(v):
+    """An int or an (h, w) pair as a tuple (h, w)."""
+    return (int(v), int(v)) if np.ndim(v) == 0 else tuple(int(i) for i in v)
 
 
 def out_size(H, W, HH, WW, stride, pad):

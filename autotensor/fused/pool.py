@@ -13,6 +13,7 @@ from .. import ops
 from ..function import Function
 from ..tensor import Tensor
 from . import kernels
+from .conv import pair
 
 
 class MaxPool2d(Function):
@@ -34,15 +35,18 @@ class MaxPool2d(Function):
                                         *self.stride)
 
 
-def max_pool2d_fused(x, kernel=(2, 2), stride=(2, 2)):
-    return MaxPool2d.apply(x, kernel=kernel, stride=stride)
+def max_pool2d_fused(x, kernel_size=2, stride=None):
+    kernel = pair(kernel_size)
+    return MaxPool2d.apply(x, kernel=kernel, stride=kernel if stride is None else pair(stride))
 
 
-def max_pool2d_composite(x, kernel=(2, 2), stride=(2, 2)):
+def max_pool2d_composite(x, kernel_size=2, stride=None):
     """The twin: a reshape (windows tile the input) or stacked strided slices (they overlap),
-    then `max` over the window axes; the tape derives the gradient. Expects (h, w) pairs."""
+    then `max` over the window axes; the tape derives the gradient. No input checks here:
+    `fused.max_pool2d` makes them."""
     x = x if isinstance(x, Tensor) else Tensor(x)
-    (kh, kw), (sh, sw) = kernel, stride
+    (kh, kw) = pair(kernel_size)
+    (sh, sw) = (kh, kw) if stride is None else pair(stride)
     N, C, H, W = x.shape
     Ho, Wo = (H - kh) // sh + 1, (W - kw) // sw + 1
     if (kh, kw) == (sh, sw):
