@@ -486,3 +486,31 @@ def test_fused_ops_doc_examples_run():
     namespace = {}
     for block in runnable:
         exec(compile(block, "fused_ops.md", "exec"), namespace)
+
+
+@pytest.mark.parametrize("window", [(2, 2, 2, 2), (3, 3, 2, 2), (2, 3, 1, 2)])
+def test_maxpool_kernels_agree_on_random_ties_and_nans(window):
+    # The 2x2/stride-2 numba kernel is unrolled separately from the general one: both must
+    # pick the same element as the numpy twin when ties and NaNs are everywhere.
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        x = rng.integers(0, 3, (2, 3, 7, 8)).astype(np.float64)
+        x[rng.random(x.shape) < 0.1] = np.nan
+        (out0, arg0), *others = [kernel_set["maxpool_forward"](x, *window)
+                                 for kernel_set in KERNEL_SETS.values()]
+        for out, arg in others:
+            np.testing.assert_array_equal(out, out0)
+            np.testing.assert_array_equal(arg, arg0)
+
+
+@pytest.mark.parametrize("hw", [(6, 8), (7, 9), (5, 4)])      # odd sizes: rows/cols in no window
+@pytest.mark.parametrize("window", [(2, 2, 2, 2), (3, 3, 2, 2), (2, 3, 1, 2)])
+def test_maxpool_backward_kernels_agree(window, hw):
+    x = np.random.default_rng(1).integers(0, 3, (2, 3) + hw).astype(np.float64)
+    results = []
+    for kernel_set in KERNEL_SETS.values():
+        out, arg = kernel_set["maxpool_forward"](x, *window)
+        g = np.random.default_rng(2).standard_normal(out.shape)
+        results.append(kernel_set["maxpool_backward"](g, arg, *hw, *window))
+    for dx in results[1:]:     # overlapping windows may sum in another order: not bit-equal
+        np.testing.assert_allclose(dx, results[0], rtol=1e-12, atol=1e-15)
