@@ -321,8 +321,10 @@ def _choose_layout(walk, collapse_modules, max_nodes):
     if max_nodes is None or layout.count() <= max_nodes:
         return layout
     if collapse_modules is False and depths:
-        # The most detailed module collapse that fits; else the coarsest, then elide.
-        for d in range(max(depths), -1, -1):
+        # The most detailed module collapse that fits; else the coarsest, then elide. Never
+        # fold the whole model into one box while it has submodules: 60 layers with the
+        # middle elided say more than one "Sequential: 180 ops" node.
+        for d in range(max(depths), 0 if max(depths) else -1, -1):
             layout = _Layout(walk, d)
             if layout.count() <= max_nodes:
                 return layout

@@ -389,6 +389,22 @@ def test_max_nodes_collapses_modules_before_eliding():
     assert small.num_nodes <= 6 and small.hidden_ops > 0
 
 
+def test_max_nodes_on_a_deep_sequential_elides_layers_not_the_whole_model():
+    np.random.seed(0)
+    layers = []
+    for _ in range(60):
+        layers += [nn.Linear(8, 8), nn.ReLU()]
+    model = nn.Sequential(*layers)
+    out = model(at.Tensor(np.random.randn(2, 8))).sum()
+    g = draw_graph(out, model, max_nodes=50)
+    dot = Dot(g.source)
+    assert g.num_nodes == 50 and 0 < g.hidden_ops < 180       # the budget is used, not 4 nodes
+    mods = {dot.label[n].split("\n")[0] for n in dot.label if n.startswith("mod")}
+    assert {"0", "1", "118", "119"} <= mods and "Sequential" not in mods
+    (more,) = [n for n in dot.label if n.startswith("more")]
+    assert re.match(r"… \d+ more ops\n", dot.label[more])
+
+
 # ---- determinism and rendering ------------------------------------------------------------------
 def test_source_is_deterministic():
     assert draw_graph(mlp_from_ops()[0]).source == draw_graph(mlp_from_ops()[0]).source
