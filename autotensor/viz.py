@@ -145,14 +145,19 @@ def _param_names(params):
         items = list(params.items())
     else:
         try:
-            items = [tuple(p) for p in params]
+            items = list(params)
         except TypeError:
             raise ValueError("params must be a dict name -> Tensor, a Module or an iterable of "
                              f"(name, Tensor) pairs, got {type(params).__name__}") from None
     names = {}
     for item in items:
-        if len(item) != 2 or not isinstance(item[1], Tensor):
-            raise ValueError(f"params entries must be (name, Tensor) pairs, got {item!r:.80}")
+        # Never tuple() a Tensor: that would record GetItem ops on the parameter itself.
+        if (not isinstance(item, (tuple, list)) or len(item) != 2
+                or not isinstance(item[0], str) or not isinstance(item[1], Tensor)):
+            got = (f"a bare {type(item).__name__} of shape {item.shape} (pass a dict or "
+                   "model.named_parameters(), not model.parameters())"
+                   if isinstance(item, Tensor) else f"{item!r:.80}")
+            raise ValueError(f"params entries must be (name, Tensor) pairs, got {got}")
         names.setdefault(id(item[1]), str(item[0]))
     return names
 

@@ -476,6 +476,9 @@ def test_summary_table():
     (lambda: draw_graph(long_chain(2), collapse_modules=-1), "collapse_modules"),
     (lambda: draw_graph(long_chain(2), params=3), "params must be"),
     (lambda: draw_graph(long_chain(2), params={"w": np.ones(2)}), "pairs"),
+    (lambda: draw_graph(long_chain(2), params=nn.Linear(2, 2).parameters()),
+     r"bare Parameter of shape \(2, 2\).*named_parameters"),
+    (lambda: draw_graph(long_chain(2), params={0: at.Tensor(np.ones(2))}), "pairs"),
     (lambda: draw_graph(long_chain(2)).save("graph.bmp"), "extension"),
     (lambda: summary(long_chain(2), max_rows=1), "max_rows"),
 ])
