@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import pathlib
 import re
 import shutil
+import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -444,6 +446,27 @@ def test_auto_backend_without_dot_renders_in_process(small_graph, monkeypatch):
     assert set(small_graph._repr_mimebundle_()) == {"image/svg+xml", "text/plain"}
     with pytest.raises(RuntimeError, match="pygraphviz"):
         small_graph.pipe("svg", backend="dot")
+
+
+@pytest.mark.skipif(os.name == "nt", reason="the stand-in `dot` is a #! script")
+def test_auto_backend_prefers_a_dot_program_on_path(small_graph, tmp_path, monkeypatch):
+    # A stand-in `dot` (pygraphviz behind the `dot -Kdot -Tfmt` command line) exercises the
+    # subprocess path on machines without Graphviz; the real one is tested below when present.
+    fake = tmp_path / "bin" / "dot"
+    fake.parent.mkdir()
+    fake.write_text(f"#!{sys.executable}\n"
+                    "import pathlib, sys, pygraphviz\n"
+                    "fmt = next(a[2:] for a in sys.argv if a.startswith('-T'))\n"
+                    "pathlib.Path(sys.argv[0]).with_name('called').write_text(fmt)\n"
+                    "g = pygraphviz.AGraph(string=sys.stdin.read())\n"
+                    "sys.stdout.buffer.write(g.draw(format=fmt, prog='dot'))\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    assert shutil.which("dot") == str(fake)
+    check_svg(small_graph.save(tmp_path / "g.svg").read_bytes())
+    assert (fake.parent / "called").read_text() == "svg"
+    assert small_graph.save(tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+    assert (fake.parent / "called").read_text() == "png"
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` is not installed")
