@@ -100,13 +100,16 @@ def backward(tensor, grad=None, retain_graph=False):
         grads = node.backward(g)
         if grads.__class__ is not tuple:
             grads = (grads,)
+        if len(grads) != len(node.parents):
+            raise RuntimeError(f"{node.name}.backward returned {len(grads)} gradients for "
+                               f"{len(node.parents)} inputs (use None for an input without one)")
         if not retain_graph:
             node.saved = _FREED
-        for p, gp in zip(node.parents, grads):
+        for i, (p, gp) in enumerate(zip(node.parents, grads)):
             if gp is None or p is None or not p.requires_grad:
                 continue
             if gp.shape != p.shape:
-                gp = unbroadcast(gp, p.shape)
+                gp = _reduce_to_input(node, i, gp, p.shape)
             if _detect_anomaly:
                 _check_finite(node, gp)
             if p._is_node:
@@ -114,6 +117,16 @@ def backward(tensor, grad=None, retain_graph=False):
                 pending[p] = gp if prev is None else _sum(prev, gp, owned)
             else:
                 _accumulate_leaf(p, gp, handed, owned)
+
+
+def _reduce_to_input(node, i, g, shape):
+    """unbroadcast, refusing a gradient that no broadcast of the input could have produced."""
+    reduced = unbroadcast(g, shape) if g.ndim >= len(shape) else g
+    if reduced.shape != shape:
+        raise RuntimeError(f"{node.name}.backward returned a gradient of shape {g.shape} for "
+                           f"input {i} of shape {shape} (node #{node.seq}): not a broadcast "
+                           "of that shape")
+    return reduced
 
 
 def _sum(total, g, owned):

@@ -127,14 +127,16 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, 
             plus, minus = _plus_minus(objective, x, ix, eps)
             numerical[ix] = (plus - minus) / (2 * eps)
         excess = np.abs(a - numerical) - (atol + rtol * np.abs(numerical))
-        if excess.size and (np.max(excess) > 0 or not np.all(np.isfinite(a))):
-            worst = np.unravel_index(np.argmax(np.where(np.isfinite(excess), excess, np.inf)),
-                                     x.shape)
+        # NOTE: a nan/inf on either side is a failure (and the worst element): nan compares
+        # False, so `excess > 0` alone would pass a function that is nan where it is checked.
+        excess = np.where(np.isfinite(excess), excess, np.inf)
+        if excess.size and np.max(excess) > 0:
+            worst = np.unravel_index(np.argmax(excess), x.shape)
             msg = (f"gradcheck failed for input {i} (shape {x.shape}, dtype {x.dtype}) at "
-                   f"index {tuple(int(w) for w in worst)}: analytic {a[worst]!r}, numerical "
-                   f"{numerical[worst]!r}, abs error {abs(a[worst] - numerical[worst]):.3e} "
-                   f"exceeds atol {atol} + rtol {rtol} * |numerical|; "
-                   f"{int(np.sum(excess > 0))} of {x.size} elements fail")
+                   f"index {tuple(int(w) for w in worst)}: analytic {float(a[worst])!r}, "
+                   f"numerical {float(numerical[worst])!r}, abs error "
+                   f"{abs(a[worst] - numerical[worst]):.3e} exceeds atol {atol} + rtol "
+                   f"{rtol} * |numerical|; {int(np.sum(excess > 0))} of {x.size} elements fail")
             if raise_exception:
                 raise GradcheckError(msg)
             return False

@@ -44,3 +44,45 @@ def test_unbroadcast_is_the_adjoint_of_broadcasting(shapes):
     lhs = np.sum(np.broadcast_to(a, out_shape) * g)
     rhs = np.sum(a * unbroadcast(g, sx))
     np.testing.assert_allclose(lhs, rhs, rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(SHAPES)
+def test_mul_grads_are_the_unbroadcast_products(shapes):
+    (sx, sy), out_shape = shapes.input_shapes, shapes.result_shape
+    rng = np.random.default_rng(2)
+    x = at.Tensor(rng.standard_normal(sx), requires_grad=True)
+    y = at.Tensor(rng.standard_normal(sy), requires_grad=True)
+    g = rng.standard_normal(out_shape)
+    (x * y).backward(g)
+    np.testing.assert_allclose(x.grad, unbroadcast(g * np.broadcast_to(y.data, out_shape), sx),
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y.grad, unbroadcast(g * np.broadcast_to(x.data, out_shape), sy),
+                               rtol=1e-12, atol=1e-12)
+
+
+@st.composite
+def shape_and_axes(draw):
+    shape = draw(st.lists(st.integers(1, 3), min_size=1, max_size=4).map(tuple))
+    axes = draw(st.lists(st.integers(-len(shape), len(shape) - 1), unique_by=lambda a: a %
+                         len(shape), max_size=len(shape)).map(tuple))
+    return shape, axes, draw(st.booleans())
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape_and_axes(), st.sampled_from(["sum", "mean", "max", "logsumexp"]))
+def test_reduction_grads_match_input_shapes(case, op):
+    shape, axes, keepdims = case
+    rng = np.random.default_rng(3)
+    x = at.Tensor(rng.permutation(int(np.prod(shape))).reshape(shape) * 0.1, requires_grad=True)
+    out = getattr(x, op)(axis=axes or None, keepdims=keepdims)
+    ref = {"sum": np.sum, "mean": np.mean, "max": np.max}.get(op)
+    if ref is not None:
+        np.testing.assert_allclose(out.data, ref(x.data, axis=axes or None, keepdims=keepdims))
+    g = rng.standard_normal(out.shape)
+    out.backward(g)
+    assert x.grad.shape == shape
+    # Each output element's gradient is spread over the n inputs it reduced, with weights
+    # adding up to n for sum and to 1 for mean, max (one winner) and logsumexp (softmax).
+    total = g.sum() * (x.size // out.size if op == "sum" else 1)
+    np.testing.assert_allclose(x.grad.sum(), total, rtol=1e-9, atol=1e-12)

@@ -9,7 +9,7 @@ import pytest
 
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
 # Pages whose ```python blocks form one runnable program each (run top to bottom).
-PAGES = ["quickstart.md", "custom_ops.md"]
+PAGES = ["quickstart.md", "custom_ops.md", "gradient_check.md"]
 
 
 @pytest.mark.parametrize("page", PAGES)

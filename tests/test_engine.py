@@ -155,6 +155,24 @@ def test_comparisons_are_plain_results():
     assert y.requires_grad
 
 
+def test_ties_send_the_gradient_where_docs_ops_md_says():
+    x = at.Tensor(np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]]), requires_grad=True)
+    x.max(axis=1).sum().backward()       # max/min: all of it to the first extremum
+    np.testing.assert_array_equal(x.grad, [[0, 1, 0], [1, 0, 0]])
+    x.grad = None
+    x.max().backward()
+    np.testing.assert_array_equal(x.grad, [[0, 1, 0], [0, 0, 0]])
+    x.grad = None
+    x.min(axis=(0, 1)).backward()
+    np.testing.assert_array_equal(x.grad, [[0, 0, 0], [0, 0, 1]])
+    for op in (at.maximum, at.minimum):  # maximum/minimum: all of it to the first argument
+        a, b = leaf(3), leaf(3, seed=1)
+        b.data[...] = a.data
+        op(a, b).sum().backward()
+        np.testing.assert_array_equal(a.grad, np.ones(3))
+        np.testing.assert_array_equal(b.grad, np.zeros(3))
+
+
 # ---- dtype ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("fn", [
     lambda x: (x * 2.0 + 1.0).sum(),
@@ -182,8 +200,19 @@ def test_float32_leaf_keeps_float32_grad_with_float64_constant():
 def test_integer_tensors_cannot_require_grad():
     with pytest.raises(TypeError, match="floating-point"):
         at.Tensor([1, 2, 3], requires_grad=True)
+    with pytest.raises(TypeError, match="floating-point"):
+        at.zeros(3, dtype=np.int32, requires_grad=True)
+    with pytest.raises(TypeError, match="floating-point"):
+        at.Tensor([1, 2, 3]).requires_grad_()
     labels = at.Tensor([1, 2, 3])
     assert labels.dtype.kind == "i"
+
+
+def test_cast_to_integer_leaves_the_graph():
+    x = leaf(3)
+    idx = x.astype(np.int64)             # like PyTorch's x.long(): no gradient through it
+    assert idx.dtype == np.int64 and not idx.requires_grad and idx.is_leaf
+    assert x.astype(np.float32).requires_grad
 
 
 # ---- bad input --------------------------------------------------------------------------------
@@ -221,6 +250,38 @@ def test_detect_anomaly_names_the_op():
     x = at.Tensor(np.array([0.0, 1.0]), requires_grad=True)
     with at.detect_anomaly(), pytest.raises(FloatingPointError, match="Sqrt"):
         x.sqrt().sum().backward()
+
+
+class _WrongBackward(at.Function):
+    def forward(self, x, y, result="ok"):
+        self.result = result
+        return x + y
+
+    def backward(self, g):
+        if self.result == "one":                 # forgot the second input's gradient
+            return g
+        if self.result == "short":               # a gradient of the wrong shape
+            return g[:2], g
+        return g, g
+
+
+@pytest.mark.parametrize("result, message", [
+    ("one", r"_WrongBackward.backward returned 1 gradients for 2 inputs"),
+    ("short", r"gradient of shape \(2,\) for input 0 of shape \(3,\)"),
+])
+def test_a_backward_returning_wrong_gradients_raises(result, message):
+    x, y = leaf(3), leaf(3, seed=1)
+    out = _WrongBackward.apply(x, y, result=result)
+    with pytest.raises(RuntimeError, match=message):
+        out.sum().backward()
+    assert x.grad is None or x.grad.shape == (3,)
+
+
+def test_a_broadcast_gradient_is_still_reduced_for_user_ops():
+    x, y = leaf(3), leaf(2, 1, seed=1)
+    _WrongBackward.apply(x, y).sum().backward()
+    assert x.grad.shape == (3,) and y.grad.shape == (2, 1)
+    np.testing.assert_array_equal(y.grad, np.full((2, 1), 3.0))
 
 
 def test_function_scope_is_recorded():

@@ -61,6 +61,14 @@ def test_gradcheck_needs_a_grad_input():
         at.gradcheck(lambda x: x * 2, [at.Tensor(np.ones(2))])
 
 
+@pytest.mark.filterwarnings("ignore:invalid value")
+def test_gradcheck_fails_where_the_function_is_nan():
+    # log(-1) is nan: the numerical gradient is nan and must not count as agreement.
+    x = at.Tensor(np.array([-1.0, 2.0]), requires_grad=True)
+    with pytest.raises(AssertionError, match=r"index \(0,\).*numerical nan"):
+        at.gradcheck(lambda t: t.log(), [x])
+
+
 def test_gradcheck_leaves_existing_grads_alone():
     x = at.Tensor(np.ones(2), requires_grad=True)
     x.grad = np.array([5.0, 5.0])

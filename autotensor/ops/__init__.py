@@ -215,7 +215,11 @@ def softmax(x, axis=-1):
 
 
 def astype(x, dtype):
-    return AsType.apply(x, dtype=np.dtype(dtype))
+    """x converted to `dtype`; a cast to a non-float dtype leaves the graph (no gradient)."""
+    dtype = np.dtype(dtype)
+    if not np.issubdtype(dtype, np.floating):      # integer tensors never require grad
+        return Tensor(_tensor(x).data.astype(dtype))
+    return AsType.apply(x, dtype=dtype)
 
 
 def _tensor(x):

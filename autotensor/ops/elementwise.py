@@ -68,10 +68,12 @@ class Pow(Function):
         return out
 
     def backward(self, g):
-        x, y = self.saved[:2]
+        x, y, out = self.saved
         gx = g * y * x ** (y - 1) if self.needs_grad(0) else None
         # NOTE: d/dy = out * log(x), defined for x > 0 only; x <= 0 gives nan, as in PyTorch.
-        gy = g * self.saved[2] * np.log(x) if self.needs_grad(1) else None
+        # log in out's dtype: np.log of a Python number (2 ** y) is a float64 scalar, which
+        # would turn a float32 gradient into float64.
+        gy = g * out * np.log(x, dtype=out.dtype) if self.needs_grad(1) else None
         return gx, gy
 
 
