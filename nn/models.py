@@ -88,9 +88,10 @@ class FullyConnectedNet:
     """{affine - [batch/layer norm] - relu - [dropout]} x (L - 1) - affine - softmax.
 
     hidden_dims: list of hidden sizes; dropout_keep_ratio: the KEEP probability (1 means no
-    dropout); normalization: None, 'batchnorm' or 'layernorm'; seed: when given, dropout draws
-    the same mask on every call (for gradient checks). params are cast to `dtype`, and so is X
-    in `loss`, so a float32 model computes in float32 throughout.
+    dropout); normalization: None, 'batchnorm' or 'layernorm'; seed: when given, every dropout
+    layer reseeds numpy's global RNG with it, as the course does, so the masks repeat on every
+    call (for gradient checks) and later global draws are the course's too. params are cast to
+    `dtype`, and so is X in `loss`, so a float32 model computes in float32 throughout.
     """
 
     def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10, dropout_keep_ratio=1,
