@@ -109,19 +109,24 @@ def _inverted_dropout(x, keep, training, rand):
 
 
 # ---- losses ------------------------------------------------------------------------------------
-def _check_labels(fn, scores, y):
-    """y as an int array of shape (N,) with values in [0, C); ValueError otherwise."""
+def check_labels(fn, scores_shape, y):
+    """y as an int array of shape (N,) with values in [0, C) for scores of shape (N, C).
+
+    A ValueError naming `fn` and the shapes otherwise. The models call it before their forward
+    pass, so a bad y leaves them (batch-norm running statistics included) untouched.
+    """
     y = np.asarray(y.data if isinstance(y, Tensor) else y)
-    if scores.ndim != 2:
-        raise ValueError(f"{fn}: scores must have shape (N, C), got {scores.shape}")
-    n, c = scores.shape
+    scores_shape = tuple(scores_shape)
+    if len(scores_shape) != 2:
+        raise ValueError(f"{fn}: scores must have shape (N, C), got {scores_shape}")
+    n, c = scores_shape
     if y.shape != (n,):
-        raise ValueError(f"{fn}: labels y must have shape ({n},) to match scores {scores.shape}, "
+        raise ValueError(f"{fn}: labels y must have shape ({n},) to match scores {scores_shape}, "
                          f"got {y.shape}")
     if not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"{fn}: labels y must be an integer array, got dtype {y.dtype}")
     if y.size and (y.min() < 0 or y.max() >= c):
-        raise ValueError(f"{fn}: labels must lie in [0, {c}) for scores {scores.shape}, got "
+        raise ValueError(f"{fn}: labels must lie in [0, {c}) for scores {scores_shape}, got "
                          f"values from {y.min()} to {y.max()}")
     return y
 
@@ -129,7 +134,7 @@ def _check_labels(fn, scores, y):
 def softmax_cross_entropy(scores, y):
     """Mean over the batch of -log softmax(scores)[i, y[i]]; scores (N, C), y int (N,)."""
     scores = _tensor(scores)
-    y = _check_labels("softmax_cross_entropy", scores, y)
+    y = check_labels("softmax_cross_entropy", scores.shape, y)
     n = scores.shape[0]
     logp = at.log_softmax(scores, axis=1)
     return -at.sum(logp[np.arange(n), y]) * (1.0 / n)
@@ -138,7 +143,7 @@ def softmax_cross_entropy(scores, y):
 def svm_loss(scores, y):
     """Mean over the batch of sum_{j != y[i]} max(0, scores[i, j] - scores[i, y[i]] + 1)."""
     scores = _tensor(scores)
-    y = _check_labels("svm_loss", scores, y)
+    y = check_labels("svm_loss", scores.shape, y)
     n = scores.shape[0]
     correct = at.reshape(scores[np.arange(n), y], (n, 1))
     margins = at.relu(scores - correct + 1.0)

@@ -149,6 +149,27 @@ def test_assignment1_toy_two_layer_net_matches_the_course():
     assert abs(two_layer_net(X, model, y, 0.1)[0] - 1.38191946092) < 1e-10
 
 
+def test_bad_labels_raise_before_the_forward_pass_changes_anything():
+    np.random.seed(8)
+    X, y = _data(6, 4, 3)
+    model = FullyConnectedNet([5], input_dim=4, num_classes=3, normalization="batchnorm",
+                              dtype=np.float64)
+    model.loss(X, y)
+    running = model.bn_params[0]["running_mean"].copy()
+    for bad, match in ((np.array([0, 1, 2, 3, 0, 0]), r"FullyConnectedNet.loss.*\[0, 3\)"),
+                       (y[:5], r"shape \(6,\)"), (y.astype(float), "integer")):
+        with pytest.raises(ValueError, match=match):
+            model.loss(X, bad)
+    np.testing.assert_array_equal(model.bn_params[0]["running_mean"], running)
+    conv = ThreeLayerConvNet(input_dim=(1, 4, 4), num_filters=2, filter_size=3, hidden_dim=3,
+                             num_classes=4, use_batchnorm=True)
+    with pytest.raises(ValueError, match=r"ThreeLayerConvNet.loss.*\[0, 4\)"):
+        conv.loss(np.zeros((2, 1, 4, 4)), np.array([0, 4]))
+    assert "running_mean" not in conv.bn_params[0]
+    with pytest.raises(ValueError, match=r"two_layer_net: labels.*shape \(4,\)"):
+        two_layer_net(np.zeros((4, 5)), init_two_layer_model(5, 6, 3), np.zeros(3, int))
+
+
 def test_initialisation_order_is_the_courses():
     np.random.seed(0)
     model = FullyConnectedNet([4, 3], input_dim=5, num_classes=2, normalization="batchnorm",
