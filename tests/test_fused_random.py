@@ -12,6 +12,7 @@ running statistics) in float64 and float32, and fused == numerical gradients in 
 from __future__ import annotations
 
 import collections
+import inspect
 
 import numpy as np
 import pytest
@@ -35,6 +36,13 @@ def kernel_calls(request, monkeypatch):
             return _fn(*args, **kwargs)
         monkeypatch.setattr(kernels, name, counted)
     return calls
+
+
+def test_every_numba_kernel_has_a_numpy_twin_with_its_signature():
+    assert KERNEL_SETS["numba"] is not None, "numba is a dependency: its kernels must load"
+    assert set(KERNEL_SETS["numba"]) == set(KERNEL_SETS["numpy"])
+    for name, fn in KERNEL_SETS["numba"].items():
+        assert inspect.signature(fn) == inspect.signature(KERNEL_SETS["numpy"][name]), name
 
 
 # ---- random geometries (seeded: the same draws on every run) -----------------------------------
