@@ -9,18 +9,22 @@ from . import init
 from .module import Module, Parameter
 
 
-def _pair(k, what):
-    k = (k, k) if np.isscalar(k) else tuple(k)
-    if len(k) != 2 or min(k) < 1:
-        raise ValueError(f"{what} must be a positive int or a pair of them, got {k}")
-    return int(k[0]), int(k[1])
+def _pair(k, what, minimum=1):
+    """An int or an (h, w) pair as a tuple of two ints >= minimum; ValueError otherwise."""
+    pair = (k, k) if np.isscalar(k) else tuple(k)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair) \
+            or min(pair) < minimum:
+        kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ValueError(f"{what} must be {kind} or a pair of them, got {k!r}")
+    return int(pair[0]), int(pair[1])
 
 
 class Conv2d(Module):
     """2-D cross-correlation: weight (out_channels, in_channels, kh, kw), bias (out_channels,).
 
-    Output size per axis is (H + 2 * padding - kh) // stride + 1 (windows that do not fit are
-    dropped). Weights start He-normal with fan_in = in_channels * kh * kw, biases at zero.
+    kernel_size, stride and padding are ints or (h, w) pairs. Output size per axis is
+    (H + 2 * padding - kh) // stride + 1 (windows that do not fit are dropped). Weights start
+    He-normal with fan_in = in_channels * kh * kw, biases at zero.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
@@ -29,12 +33,12 @@ class Conv2d(Module):
         if in_channels < 1 or out_channels < 1:
             raise ValueError(f"Conv2d: channel counts must be positive, got ({in_channels}, "
                              f"{out_channels})")
-        if stride < 1 or padding < 0:
-            raise ValueError(f"Conv2d: need stride >= 1 and padding >= 0, got stride {stride}, "
-                             f"padding {padding}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = _pair(kernel_size, "Conv2d kernel_size")
-        self.stride, self.padding = int(stride), int(padding)
+        # stride and padding: an int or an (h, w) pair, kept as given (repr shows them so).
+        _pair(stride, "Conv2d stride")
+        _pair(padding, "Conv2d padding", minimum=0)
+        self.stride, self.padding = stride, padding
         shape = (self.out_channels, self.in_channels) + self.kernel_size
         self.weight = Parameter(np.empty(shape, dtype=dtype))
         init.kaiming_normal(self.weight, rng=rng)

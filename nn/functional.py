@@ -70,28 +70,37 @@ def dropout(x, p=0.5, training=True, seed=None):
 
     `p` is the DROP probability (PyTorch's convention; the course's `dropout_param['p']` is the
     keep probability). Outside training x is returned unchanged. With a `seed` the same mask
-    is drawn on every call (what gradient checks need); without one numpy's global RNG is used,
-    so `np.random.seed(...)` makes runs repeatable.
+    is drawn on every call (what gradient checks need), from `np.random.RandomState(seed)`:
+    numpy's global RNG is left alone. Without one the global RNG is used, so
+    `np.random.seed(...)` makes runs repeatable.
     """
     if not 0.0 <= float(p) <= 1.0:
         raise ValueError(f"dropout: p must be a probability in [0, 1], got {p}")
-    return dropout_keep(x, 1.0 - float(p), training, seed)
+    rand = np.random.RandomState(seed).rand if seed is not None else np.random.rand
+    return _inverted_dropout(x, 1.0 - float(p), training, rand)
 
 
 def dropout_keep(x, keep, training=True, seed=None):
-    """`dropout` parameterised by the KEEP probability, as the course's layers and models are.
+    """`dropout` as the course's layers and models do it: `keep` is the KEEP probability.
 
-    The mask is `rand(*x.shape) < keep`, drawn from `np.random.RandomState(seed)` when a seed
-    is given (the same numbers the course's `np.random.seed(seed)` gives, without reseeding the
-    global RNG) and from the global RNG otherwise.
+    The mask is `np.random.rand(*x.shape) < keep`. With a `seed`, numpy's global RNG is first
+    reseeded with it, in training and evaluation alike, exactly as the course's
+    `dropout_forward` calls `np.random.seed(seed)`: the mask repeats on every call, and every
+    later global draw (the next model's weights, say) is the course's too.
     """
-    x = _tensor(x)
     keep = float(keep)
     if not 0.0 <= keep <= 1.0:
         raise ValueError(f"dropout: the keep probability must be in [0, 1], got {keep}")
+    if seed is not None:
+        np.random.seed(seed)
+    return _inverted_dropout(x, keep, training, np.random.rand)
+
+
+def _inverted_dropout(x, keep, training, rand):
+    """x * (rand(*x.shape) < keep) / keep in training, x itself otherwise."""
+    x = _tensor(x)
     if not training or keep == 1.0:
         return x
-    rand = np.random.RandomState(seed).rand if seed is not None else np.random.rand
     kept = rand(*x.shape) < keep
     # NOTE: keep == 0 drops everything; the scale 1/keep would be inf, so the mask is all zeros.
     scale = 1.0 / keep if keep > 0 else 0.0
@@ -100,19 +109,24 @@ def dropout_keep(x, keep, training=True, seed=None):
 
 
 # ---- losses ------------------------------------------------------------------------------------
-def _check_labels(fn, scores, y):
-    """y as an int array of shape (N,) with values in [0, C); ValueError otherwise."""
+def check_labels(fn, scores_shape, y):
+    """y as an int array of shape (N,) with values in [0, C) for scores of shape (N, C).
+
+    A ValueError naming `fn` and the shapes otherwise. The models call it before their forward
+    pass, so a bad y leaves them (batch-norm running statistics included) untouched.
+    """
     y = np.asarray(y.data if isinstance(y, Tensor) else y)
-    if scores.ndim != 2:
-        raise ValueError(f"{fn}: scores must have shape (N, C), got {scores.shape}")
-    n, c = scores.shape
+    scores_shape = tuple(scores_shape)
+    if len(scores_shape) != 2:
+        raise ValueError(f"{fn}: scores must have shape (N, C), got {scores_shape}")
+    n, c = scores_shape
     if y.shape != (n,):
-        raise ValueError(f"{fn}: labels y must have shape ({n},) to match scores {scores.shape}, "
+        raise ValueError(f"{fn}: labels y must have shape ({n},) to match scores {scores_shape}, "
                          f"got {y.shape}")
     if not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"{fn}: labels y must be an integer array, got dtype {y.dtype}")
     if y.size and (y.min() < 0 or y.max() >= c):
-        raise ValueError(f"{fn}: labels must lie in [0, {c}) for scores {scores.shape}, got "
+        raise ValueError(f"{fn}: labels must lie in [0, {c}) for scores {scores_shape}, got "
                          f"values from {y.min()} to {y.max()}")
     return y
 
@@ -120,7 +134,7 @@ def _check_labels(fn, scores, y):
 def softmax_cross_entropy(scores, y):
     """Mean over the batch of -log softmax(scores)[i, y[i]]; scores (N, C), y int (N,)."""
     scores = _tensor(scores)
-    y = _check_labels("softmax_cross_entropy", scores, y)
+    y = check_labels("softmax_cross_entropy", scores.shape, y)
     n = scores.shape[0]
     logp = at.log_softmax(scores, axis=1)
     return -at.sum(logp[np.arange(n), y]) * (1.0 / n)
@@ -129,7 +143,7 @@ def softmax_cross_entropy(scores, y):
 def svm_loss(scores, y):
     """Mean over the batch of sum_{j != y[i]} max(0, scores[i, j] - scores[i, y[i]] + 1)."""
     scores = _tensor(scores)
-    y = _check_labels("svm_loss", scores, y)
+    y = check_labels("svm_loss", scores.shape, y)
     n = scores.shape[0]
     correct = at.reshape(scores[np.arange(n), y], (n, 1))
     margins = at.relu(scores - correct + 1.0)

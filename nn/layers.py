@@ -62,9 +62,20 @@ class Tape:
                      for t in self.inputs)
 
 
+def _leaf(a):
+    """A leaf Tensor sharing the memory of array `a`.
+
+    Integer arrays become float64 copies: the course passes some (its spatial batch norm
+    check uses `gamma = np.asarray([3, 4, 5])`) and numpy's arithmetic would promote them.
+    """
+    a = np.asarray(a)
+    return Tensor(a if np.issubdtype(a.dtype, np.floating) else a.astype(np.float64),
+                  requires_grad=True)
+
+
 def _record(fn, *arrays):
     """Run `fn` on leaf Tensors wrapping `arrays`; returns (output array, Tape)."""
-    leaves = tuple(Tensor(a, requires_grad=True) for a in arrays)
+    leaves = tuple(_leaf(a) for a in arrays)
     with enable_grad():
         out = fn(*leaves)
     return out.data, Tape(leaves, out)
@@ -103,7 +114,7 @@ def affine_relu_backward(dout, cache):
 
 # ---- losses ------------------------------------------------------------------------------------
 def _loss(fn, x, y):
-    x = Tensor(x, requires_grad=True)
+    x = _leaf(x)
     with enable_grad():
         loss = fn(x, y)
     loss.backward()
@@ -157,7 +168,7 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     touching the running statistics) so that `batchnorm_backward` can walk it.
     """
     training, momentum, eps, rm, rv = _bn_setup(x, bn_param, "batchnorm_forward")
-    leaves = tuple(Tensor(a, requires_grad=True) for a in (x, gamma, beta))
+    leaves = tuple(_leaf(a) for a in (x, gamma, beta))
     with enable_grad():
         with use_fused(True):
             out = F.batch_norm(*leaves, rm, rv, training=training, momentum=momentum, eps=eps)
@@ -214,7 +225,8 @@ def dropout_forward(x, dropout_param):
     """Inverted dropout; returns (out, cache).
 
     dropout_param: 'p' the KEEP probability (the course's convention), 'mode' ('train' |
-    'test'), optional 'seed' (the same mask on every call). Test mode returns x unchanged.
+    'test'), optional 'seed': numpy's global RNG is reseeded with it on every call, in both
+    modes, as the course does, so the mask repeats. Test mode returns x unchanged.
     """
     keep, mode = dropout_param["p"], dropout_param["mode"]
     if mode not in ("train", "test"):

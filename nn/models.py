@@ -39,6 +39,12 @@ def _l2(p, names, reg):
     return total * (0.5 * float(reg))
 
 
+def _check_y(fn, X, y, num_classes):
+    """Bad labels raise before the forward pass, which would update batch-norm statistics."""
+    if y is not None:
+        F.check_labels(fn, (np.shape(X)[0] if np.ndim(X) else 0, num_classes), y)
+
+
 def _finish(scores, y, p, weight_names, reg):
     """Data loss + L2 term, backward, and (loss, grads keyed like params)."""
     loss = F.softmax_cross_entropy(scores, y)
@@ -76,6 +82,7 @@ class TwoLayerNet:
 
     def loss(self, X, y=None):
         """Scores (N, C) when y is None; else (loss, grads) with grads keyed like params."""
+        _check_y("TwoLayerNet.loss", X, y, self.params["W2"].shape[1])
         p = _leaves(self.params)
         with no_grad() if y is None else nullcontext():
             scores = F.affine(F.relu(F.affine(X, p["W1"], p["b1"])), p["W2"], p["b2"])
@@ -88,9 +95,10 @@ class FullyConnectedNet:
     """{affine - [batch/layer norm] - relu - [dropout]} x (L - 1) - affine - softmax.
 
     hidden_dims: list of hidden sizes; dropout_keep_ratio: the KEEP probability (1 means no
-    dropout); normalization: None, 'batchnorm' or 'layernorm'; seed: when given, dropout draws
-    the same mask on every call (for gradient checks). params are cast to `dtype`, and so is X
-    in `loss`, so a float32 model computes in float32 throughout.
+    dropout); normalization: None, 'batchnorm' or 'layernorm'; seed: when given, every dropout
+    layer reseeds numpy's global RNG with it, as the course does, so the masks repeat on every
+    call (for gradient checks) and later global draws are the course's too. params are cast to
+    `dtype`, and so is X in `loss`, so a float32 model computes in float32 throughout.
     """
 
     def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10, dropout_keep_ratio=1,
@@ -133,6 +141,7 @@ class FullyConnectedNet:
     def loss(self, X, y=None):
         """Scores (N, C) when y is None (test mode); else (loss, grads) in train mode."""
         X = np.asarray(X).astype(self.dtype, copy=False)
+        _check_y("FullyConnectedNet.loss", X, y, self.params[f"W{self.num_layers}"].shape[1])
         mode = "test" if y is None else "train"
         if self.use_dropout:
             self.dropout_param["mode"] = mode
@@ -204,6 +213,7 @@ class ThreeLayerConvNet:
     def loss(self, X, y=None):
         """Scores (N, C) when y is None (test mode); else (loss, grads) in train mode."""
         X = np.asarray(X).astype(self.dtype, copy=False)
+        _check_y("ThreeLayerConvNet.loss", X, y, self.params["W3"].shape[1])
         mode = "test" if y is None else "train"
         for bn_param in self.bn_params:
             bn_param["mode"] = mode
@@ -237,6 +247,7 @@ def two_layer_net(X, model, y=None, reg=0.0):
     Returns the scores (N, C) when y is None, else (loss, grads) with grads keyed like model;
     the loss includes 0.5 * reg * (sum(W1**2) + sum(W2**2)).
     """
+    _check_y("two_layer_net", X, y, np.shape(model["W2"])[1])
     p = _leaves({k: model[k] for k in ("W1", "b1", "W2", "b2")})
     with no_grad() if y is None else nullcontext():
         scores = F.affine(F.relu(F.affine(X, p["W1"], p["b1"])), p["W2"], p["b2"])

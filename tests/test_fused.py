@@ -215,14 +215,17 @@ def bn_stats(d, seed):
 @pytest.mark.parametrize("row", BN_ROWS, ids=lambda r: f"x{r[0]}train{r[1]}")
 def test_batch_norm_fused_equals_twin(row, dtype):
     xs, training = row[:2]
-    stats = []
-    for fused_on in (True, False):
-        rm, rv = bn_stats(xs[1], 8)
-        def fn(x, g, b, rm=rm, rv=rv):
-            return fused.batch_norm(x, g, b, rm, rv, training=training)
-        res = run_both(fn, bn_arrays(xs, 9), dtype)[0 if fused_on else 1]
-        stats.append((rm, rv, res))
-    (rm_f, rv_f, res_f), (rm_t, rv_t, res_t) = stats
+    # Separate running statistics for each path (run_both runs both): each is updated once.
+    stats = {True: bn_stats(xs[1], 8), False: bn_stats(xs[1], 8)}
+
+    def fn(x, g, b):
+        rm, rv = stats[at.fused_enabled()]
+        return fused.batch_norm(x, g, b, rm, rv, training=training)
+
+    res_f, res_t = run_both(fn, bn_arrays(xs, 9), dtype)
+    (rm_f, rv_f), (rm_t, rv_t) = stats[True], stats[False]
+    if training:
+        assert not np.array_equal(rm_f, bn_stats(xs[1], 8)[0]), "running mean not updated"
     for a, b in zip(res_f, res_t):
         np.testing.assert_allclose(a, b, **TOL[dtype])
     np.testing.assert_allclose(rm_f, rm_t, **TOL[dtype])

@@ -154,6 +154,14 @@ def test_dropout_seed_gives_the_same_mask_every_call():
     np.testing.assert_array_equal(a != 0, np.random.RandomState(7).rand(20, 30) < 0.5)
 
 
+def test_dropout_seed_leaves_numpys_global_rng_alone():
+    np.random.seed(5)
+    expected = np.random.rand(4)
+    np.random.seed(5)
+    F.dropout(np.ones((3, 3)), 0.5, seed=1)
+    np.testing.assert_array_equal(np.random.rand(4), expected)
+
+
 def test_dropout_edge_probabilities():
     x = np.ones((3, 3))
     np.testing.assert_array_equal(F.dropout(x, 0.0).data, x)

@@ -291,3 +291,108 @@ def test_float32_layers_stay_float32():
                                      np.zeros(3, np.float32), bn)
     assert out.dtype == bn["running_mean"].dtype == np.float32
     assert all(g.dtype == np.float32 for g in L.batchnorm_backward(np.ones_like(out), cache))
+
+
+# ---- the course's printed numbers (its notebook cells, run as written) -------------------------
+def test_relu_forward_reference():
+    x = np.linspace(-0.5, 0.5, num=12).reshape(3, 4)
+    correct = np.array([[0., 0., 0., 0.], [0., 0., 0.04545455, 0.13636364],
+                        [0.22727273, 0.31818182, 0.40909091, 0.5]])
+    assert rel_error(L.relu_forward(x)[0], correct) < 5e-8
+
+
+def test_losses_reference():
+    np.random.seed(231)
+    num_classes, num_inputs = 10, 50
+    x = 0.001 * np.random.randn(num_inputs, num_classes)
+    y = np.random.randint(num_classes, size=num_inputs)
+    assert abs(L.svm_loss(x, y)[0] - 8.999602749096233) < 1e-12
+    assert abs(L.softmax_loss(x, y)[0] - 2.3025458445007376) < 1e-12
+
+
+@pytest.mark.parametrize("forward", [L.conv_forward_naive, L.conv_forward_fast])
+def test_conv_forward_reference(forward):
+    x_shape, w_shape = (2, 3, 4, 4), (3, 3, 4, 4)
+    x = np.linspace(-0.1, 0.5, num=np.prod(x_shape)).reshape(x_shape)
+    w = np.linspace(-0.2, 0.3, num=np.prod(w_shape)).reshape(w_shape)
+    b = np.linspace(-0.1, 0.2, num=3)
+    out, _ = forward(x, w, b, {"stride": 2, "pad": 1})
+    correct = np.array([[[[-0.08759809, -0.10987781], [-0.18387192, -0.2109216]],
+                         [[0.21027089, 0.21661097], [0.22847626, 0.23004637]],
+                         [[0.50813986, 0.54309974], [0.64082444, 0.67101435]]],
+                        [[[-0.98053589, -1.03143541], [-1.19128892, -1.24695841]],
+                         [[0.69108355, 0.66880383], [0.59480972, 0.56776003]],
+                         [[2.36270298, 2.36904306], [2.38090835, 2.38247847]]]])
+    assert rel_error(out, correct) < 5e-8          # the course prints ~2.2e-8
+
+
+@pytest.mark.parametrize("forward", [L.max_pool_forward_naive, L.max_pool_forward_fast])
+def test_max_pool_forward_reference(forward):
+    x_shape = (2, 3, 4, 4)
+    x = np.linspace(-0.3, 0.4, num=np.prod(x_shape)).reshape(x_shape)
+    out, _ = forward(x, {"pool_width": 2, "pool_height": 2, "stride": 2})
+    correct = np.array([[[[-0.26315789, -0.24842105], [-0.20421053, -0.18947368]],
+                         [[-0.14526316, -0.13052632], [-0.08631579, -0.07157895]],
+                         [[-0.02736842, -0.01263158], [0.03157895, 0.04631579]]],
+                        [[[0.09052632, 0.10526316], [0.14947368, 0.16421053]],
+                         [[0.20842105, 0.22315789], [0.26736842, 0.28210526]],
+                         [[0.32631579, 0.34105263], [0.38526316, 0.4]]]])
+    assert rel_error(out, correct) < 5e-8
+
+
+def test_dropout_forward_reference():
+    np.random.seed(231)
+    x = np.random.randn(500, 500) + 10
+    printed = {0.25: (10.014059116977283, 0.749784), 0.4: (9.977917658761159, 0.600796),
+               0.7: (9.987811912159426, 0.30074)}
+    for p, (mean, zeros) in printed.items():
+        out, _ = L.dropout_forward(x, {"mode": "train", "p": p})
+        out_test, _ = L.dropout_forward(x, {"mode": "test", "p": p})
+        assert abs(out.mean() - mean) < 1e-10 and (out == 0).mean() == zeros
+        np.testing.assert_array_equal(out_test, x)
+
+
+def test_dropout_seed_reseeds_numpys_global_rng_like_the_course():
+    x = np.ones((3, 4))
+    L.dropout_forward(x, {"mode": "test", "p": 0.5, "seed": 7})      # test mode too
+    after_layer = np.random.rand(5)
+    np.random.seed(7)
+    np.testing.assert_array_equal(after_layer, np.random.rand(5))
+    out, _ = L.dropout_forward(x, {"mode": "train", "p": 0.5, "seed": 7})
+    np.random.seed(7)
+    np.testing.assert_array_equal(out, (np.random.rand(3, 4) < 0.5) / 0.5)
+
+
+def test_batchnorm_forward_reference():
+    np.random.seed(231)
+    N, D1, D2, D3 = 200, 50, 60, 3
+    X = np.random.randn(N, D1)
+    W1 = np.random.randn(D1, D2)
+    W2 = np.random.randn(D2, D3)
+    a = np.maximum(0, X.dot(W1)).dot(W2)
+    np.testing.assert_allclose(a.mean(axis=0), [-2.3814598, -13.18038246, 1.91780462],
+                               rtol=1e-8)
+    out, _ = L.batchnorm_forward(a, np.ones(D3), np.zeros(D3), {"mode": "train"})
+    np.testing.assert_allclose(out.mean(axis=0), 0, atol=1e-15)
+    np.testing.assert_allclose(out.std(axis=0), [0.99999999, 1.0, 1.0], atol=1e-8)
+    gamma, beta = np.asarray([1.0, 2.0, 3.0]), np.asarray([11.0, 12.0, 13.0])
+    out, _ = L.batchnorm_forward(a, gamma, beta, {"mode": "train"})
+    np.testing.assert_allclose(out.mean(axis=0), beta, rtol=1e-14)
+    np.testing.assert_allclose(out.std(axis=0), [0.99999999, 1.99999999, 2.99999999], atol=1e-8)
+
+
+def test_spatial_batchnorm_forward_reference():
+    np.random.seed(231)
+    N, C, H, W = 2, 3, 4, 5
+    x = 4 * np.random.randn(N, C, H, W) + 10
+    out, _ = L.spatial_batchnorm_forward(x, np.ones(C), np.zeros(C), {"mode": "train"})
+    np.testing.assert_allclose(out.std(axis=(0, 2, 3)), [0.99999962, 0.99999951, 0.9999996],
+                               rtol=1e-8)
+    # The course passes integer gamma and beta here; they act as float64.
+    gamma, beta = np.asarray([3, 4, 5]), np.asarray([6, 7, 8])
+    out, cache = L.spatial_batchnorm_forward(x, gamma, beta, {"mode": "train"})
+    np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), [6, 7, 8], rtol=1e-14)
+    np.testing.assert_allclose(out.std(axis=(0, 2, 3)), [2.99999885, 3.99999804, 4.99999798],
+                               rtol=1e-8)
+    dx, dgamma, dbeta = L.spatial_batchnorm_backward(np.ones_like(out), cache)
+    assert dgamma.dtype == dbeta.dtype == np.float64 and dgamma.shape == (3,)

@@ -81,6 +81,95 @@ def test_fully_connected_net_initial_losses_match_the_course():
     np.testing.assert_allclose(losses, [2.3004790897684924, 7.052114776533016], rtol=1e-12)
 
 
+def test_fully_connected_net_batchnorm_initial_losses_match_the_course():
+    np.random.seed(231)
+    N, D, H1, H2, C = 2, 15, 20, 30, 10
+    X = np.random.randn(N, D)
+    y = np.random.randint(C, size=(N,))
+    losses = [FullyConnectedNet([H1, H2], input_dim=D, num_classes=C, reg=reg,
+                                weight_scale=5e-2, dtype=np.float64,
+                                normalization="batchnorm").loss(X, y)[0] for reg in (0, 3.14)]
+    np.testing.assert_allclose(losses, [2.2611955101340957, 6.996533220108303], rtol=1e-12)
+
+
+def _course_dropout_loss(params, X, y, keep, seed):
+    """The course's FullyConnectedNet loss in plain numpy, dropout_forward included: it calls
+    np.random.seed(seed) in every dropout layer, which moves numpy's global RNG."""
+    h = X
+    for i in (1, 2):
+        h = np.maximum(0, h @ params[f"W{i}"] + params[f"b{i}"])
+        if keep != 1:
+            np.random.seed(seed)
+            h = h * (np.random.rand(*h.shape) < keep) / keep
+    s = h @ params["W3"] + params["b3"]
+    s = s - s.max(axis=1, keepdims=True)
+    return -np.mean(s[np.arange(len(y)), y] - np.log(np.exp(s).sum(axis=1)))
+
+
+def test_dropout_notebook_initial_losses_match_the_course():
+    """The course's dropout check builds three seeded models in a row. Its dropout reseeds
+    numpy's global RNG, so the third model's weights (and its printed loss) depend on that."""
+    printed = {1: 2.3004790897684924, 0.5: 2.3042759220785896}
+    for build in ("autotensor", "course"):
+        np.random.seed(231)
+        N, D, H1, H2, C = 2, 15, 20, 30, 10
+        X = np.random.randn(N, D)
+        y = np.random.randint(C, size=(N,))
+        losses = {}
+        for keep in (1, 0.75, 0.5):
+            model = FullyConnectedNet([H1, H2], input_dim=D, num_classes=C, weight_scale=5e-2,
+                                      dtype=np.float64, dropout_keep_ratio=keep, seed=123)
+            losses[keep] = (model.loss(X, y)[0] if build == "autotensor" else
+                            _course_dropout_loss(model.params, X, y, keep, 123))
+        for keep, loss in printed.items():
+            assert abs(losses[keep] - loss) < 1e-12, (build, keep, losses[keep])
+        if build == "autotensor":
+            ours = losses
+    np.testing.assert_allclose(list(ours.values()), list(losses.values()), rtol=1e-12)
+
+
+def test_assignment1_toy_two_layer_net_matches_the_course():
+    input_size, hidden_size, num_classes, num_inputs = 4, 10, 3, 5
+    model = {
+        "W1": np.linspace(-0.2, 0.6, num=input_size * hidden_size).reshape(input_size,
+                                                                           hidden_size),
+        "b1": np.linspace(-0.3, 0.7, num=hidden_size),
+        "W2": np.linspace(-0.4, 0.1, num=hidden_size * num_classes).reshape(hidden_size,
+                                                                            num_classes),
+        "b2": np.linspace(-0.5, 0.9, num=num_classes),
+    }
+    X = np.linspace(-0.2, 0.5, num=num_inputs * input_size).reshape(num_inputs, input_size)
+    y = np.array([0, 1, 2, 2, 1])
+    correct_scores = [[-0.5328368, 0.20031504, 0.93346689],
+                      [-0.59412164, 0.15498488, 0.9040914],
+                      [-0.67658362, 0.08978957, 0.85616275],
+                      [-0.77092643, 0.01339997, 0.79772637],
+                      [-0.89110401, -0.08754544, 0.71601312]]
+    assert np.abs(two_layer_net(X, model) - correct_scores).sum() < 1e-7
+    assert abs(two_layer_net(X, model, y, 0.1)[0] - 1.38191946092) < 1e-10
+
+
+def test_bad_labels_raise_before_the_forward_pass_changes_anything():
+    np.random.seed(8)
+    X, y = _data(6, 4, 3)
+    model = FullyConnectedNet([5], input_dim=4, num_classes=3, normalization="batchnorm",
+                              dtype=np.float64)
+    model.loss(X, y)
+    running = model.bn_params[0]["running_mean"].copy()
+    for bad, match in ((np.array([0, 1, 2, 3, 0, 0]), r"FullyConnectedNet.loss.*\[0, 3\)"),
+                       (y[:5], r"shape \(6,\)"), (y.astype(float), "integer")):
+        with pytest.raises(ValueError, match=match):
+            model.loss(X, bad)
+    np.testing.assert_array_equal(model.bn_params[0]["running_mean"], running)
+    conv = ThreeLayerConvNet(input_dim=(1, 4, 4), num_filters=2, filter_size=3, hidden_dim=3,
+                             num_classes=4, use_batchnorm=True)
+    with pytest.raises(ValueError, match=r"ThreeLayerConvNet.loss.*\[0, 4\)"):
+        conv.loss(np.zeros((2, 1, 4, 4)), np.array([0, 4]))
+    assert "running_mean" not in conv.bn_params[0]
+    with pytest.raises(ValueError, match=r"two_layer_net: labels.*shape \(4,\)"):
+        two_layer_net(np.zeros((4, 5)), init_two_layer_model(5, 6, 3), np.zeros(3, int))
+
+
 def test_initialisation_order_is_the_courses():
     np.random.seed(0)
     model = FullyConnectedNet([4, 3], input_dim=5, num_classes=2, normalization="batchnorm",

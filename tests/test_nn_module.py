@@ -253,6 +253,20 @@ def test_module_shape_errors():
         nn.MaxPool2d(0)
     with pytest.raises(ValueError, match="stride"):
         nn.Conv2d(1, 1, 3, stride=0)
+    with pytest.raises(ValueError, match="padding"):
+        nn.Conv2d(1, 1, 3, padding=(1, -1))
+    with pytest.raises(ValueError, match="stride"):
+        nn.Conv2d(1, 1, 3, stride=1.5)
+
+
+def test_conv2d_stride_and_padding_pairs():
+    conv = nn.Conv2d(2, 3, (3, 2), stride=(2, 1), padding=(1, 0), rng=_rng())
+    x = np.random.default_rng(2).standard_normal((2, 2, 7, 6))
+    out = conv(x)
+    assert out.shape == (2, 3, (7 + 2 - 3) // 2 + 1, (6 - 2) // 1 + 1)
+    ref = F.conv2d(x, conv.weight, conv.bias, stride=(2, 1), pad=(1, 0))
+    np.testing.assert_array_equal(out.data, ref.data)
+    assert "stride=(2, 1), padding=(1, 0)" in repr(conv)
 
 
 def test_float32_modules_stay_float32():
