@@ -93,6 +93,14 @@ def test_explicit_grad_of_wrong_shape_raises():
         y.backward(np.ones(3))
 
 
+@pytest.mark.parametrize("op", [lambda x: x.sum(axis=5), lambda x: x.max(axis=-3),
+                                lambda x: x.softmax(axis=5), lambda x: x.log_softmax(axis=2),
+                                lambda x: at.logsumexp(x, axis=(0, 4))])
+def test_axis_out_of_range_raises_value_error_naming_the_shape(op):
+    with pytest.raises(ValueError, match=r"\(2, 3\).*out of range"):
+        op(leaf(2, 3))
+
+
 def test_backward_on_tensor_without_grad_raises():
     with pytest.raises(RuntimeError, match="does not require grad"):
         at.Tensor(np.ones(3)).sum().backward()

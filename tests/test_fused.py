@@ -444,7 +444,7 @@ def test_pooled_buffers_are_reused_only_when_free():
 # ---- bad input ---------------------------------------------------------------------------------
 X, Wt = np.zeros((2, 3, 8, 8)), np.zeros((4, 3, 3, 3))
 BAD = [
-    (lambda: fused.conv2d(X, np.zeros((4, 2, 3, 3))), "3 channels"),
+    (lambda: fused.conv2d(X, np.zeros((4, 2, 3, 3))), r"C=3 channels.*expects C=2"),
     (lambda: fused.conv2d(X[0], Wt), r"x must be \(N, C, H, W\)"),
     (lambda: fused.conv2d(X, Wt[0]), r"w \(F, C, HH, WW\)"),
     (lambda: fused.conv2d(X, np.zeros((4, 3, 9, 3))), "larger than the padded input"),
@@ -454,6 +454,7 @@ BAD = [
     (lambda: fused.conv2d(X, Wt, pad=-1), "pad must be >= 0"),
     (lambda: fused.conv2d(X, Wt, pad=1.5), "pad must be an int or a pair"),
     (lambda: fused.conv2d(X, Wt, stride=(1, 2, 3)), "stride must be an int or a pair"),
+    (lambda: fused.conv2d(X, Wt, stride=True), "stride must be an int or a pair"),
     (lambda: fused.conv2d(X, Wt, np.zeros(3)), r"b must have shape \(4,\)"),
     (lambda: fused.max_pool2d(X, 9), "larger than the input"),
     (lambda: fused.max_pool2d(X[0]), r"x must be \(N, C, H, W\)"),

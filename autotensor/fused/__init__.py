@@ -30,8 +30,8 @@ def conv2d(x, w, b=None, stride=1, pad=0):
         raise ValueError(f"conv2d: x must be (N, C, H, W) and w (F, C, HH, WW), got x of shape "
                          f"{xs} and w of shape {ws}")
     if xs[1] != ws[1]:
-        raise ValueError(f"conv2d: x has {xs[1]} channels (shape {xs}) but w expects {ws[1]} "
-                         f"(shape {ws})")
+        raise ValueError(f"conv2d: x has C={xs[1]} channels (shape {xs}) but w expects "
+                         f"C={ws[1]} (shape {ws})")
     if b is not None and np.shape(_data(b)) != (ws[0],):
         raise ValueError(f"conv2d: b must have shape ({ws[0]},) for w of shape {ws}, got "
                          f"{np.shape(_data(b))}")
@@ -96,9 +96,11 @@ def _data(t):
 
 def _pair(v, name, minimum):
     """An int or an (h, w) pair as a tuple of two ints >= minimum."""
-    pair = (v, v) if isinstance(v, (int, np.integer)) else tuple(v) if isinstance(
-        v, (tuple, list)) else None
-    if pair is None or len(pair) != 2 or not all(isinstance(p, (int, np.integer)) for p in pair):
+    def is_int(p):                    # NOTE: bool is an int subclass; stride=True is a bug
+        return isinstance(p, (int, np.integer)) and not isinstance(p, (bool, np.bool_))
+
+    pair = (v, v) if is_int(v) else tuple(v) if isinstance(v, (tuple, list)) else None
+    if pair is None or len(pair) != 2 or not all(is_int(p) for p in pair):
         raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
     if min(pair) < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {v!r}")

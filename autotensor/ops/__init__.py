@@ -196,6 +196,10 @@ def pad(x, pad_width, value=0.0):
 def logsumexp(x, axis=-1, keepdims=False):
     """log(sum(exp(x))) along `axis`, stable for logits of any size."""
     x = _tensor(x)
+    try:
+        normalize_axes(axis, x.ndim)
+    except ValueError as e:
+        raise ValueError(f"logsumexp/softmax: input of shape {x.shape}: {e}") from None
     # NOTE: shifting by the (constant) max keeps exp() finite; the shift cancels in the
     # gradient, so treating it as a constant is exact.
     shift = np.max(x.data, axis=axis, keepdims=True)
