@@ -137,7 +137,10 @@ def _read_python_batch(path):
             batch = restricted_load(f)
         except pickle.UnpicklingError as err:
             raise pickle.UnpicklingError(f"CIFAR-10 file {path}: {err}") from err
-        except (EOFError, ValueError, TypeError, IndexError, KeyError) as err:
+        # NOTE: only the allowed numpy globals can run, so anything else raised here comes
+        # from malformed bytes (MemoryError: a corrupted length field asking for gigabytes).
+        except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError,
+                OverflowError, MemoryError) as err:
             raise ValueError(f"CIFAR-10 file {path} is not a readable pickle (truncated?): "
                              f"{type(err).__name__}: {err}") from err
     if not isinstance(batch, dict):
