@@ -16,6 +16,10 @@ def test_demo_reaches_98_percent_and_writes_its_outputs(tmp_path, capsys):
     out = capsys.readouterr().out
     test_acc = float(re.search(r"test accuracy ([0-9.]+)", out).group(1))
     assert test_acc >= 0.98
+    # A loss line and an accuracy line for every epoch (27 iterations of 50 images each).
+    losses = re.findall(r"\(Iteration (\d+) / 270\) loss: [0-9.]+\n", out)
+    assert [int(t) for t in losses] == [1 + 27 * e for e in range(10)]
+    assert len(re.findall(r"\(Epoch \d+ / 10\) train acc: [0-9.]+; val_acc: ", out)) == 11
     svg = (tmp_path / "model_graph.svg").read_text()
     assert "<svg" in svg and "features.0" in svg and "Conv2d" in svg
     for png in ("training_curves.png", "first_layer_weights.png"):
