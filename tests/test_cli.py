@@ -46,3 +46,25 @@ def test_train_fc_on_digits_writes_checkpoints(tmp_path, capsys):
 def test_train_cifar10_without_data_dir_is_a_clear_error():
     with pytest.raises(SystemExit, match="--data-dir"):
         main(["train", "--dataset", "cifar10"])
+
+
+def test_train_fc_on_cifar10_in_the_python_format(tmp_path, capsys):
+    """The CIFAR-10 path end to end on small batches written in the official python layout
+    (the validation split needs 1,000 images after the training ones, test 1,000)."""
+    import pickle
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name, n in [(f"data_batch_{i}", 220) for i in range(1, 6)] + [("test_batch", 1000)]:
+        batch = {b"batch_label": name.encode(), b"labels": rng.integers(0, 10, n).tolist(),
+                 b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8)}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    out = tmp_path / "run"
+    assert main(["train", "--model", "fc", "--dataset", "cifar10", "--data-dir", str(tmp_path),
+                 "--num-training", "100", "--epochs", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "FullyConnectedNet on cifar10 (100 training images of shape (3, 32, 32))" in printed
+    assert re.search(r"test accuracy 0\.\d+", printed)
+    assert (out / "checkpoint_epoch_1.npz").exists()
+    assert (out / "first_layer_weights.png").exists()
