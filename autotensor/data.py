@@ -17,7 +17,6 @@ np.load(allow_pickle=False).
 
 from __future__ import annotations
 
-import codecs
 import importlib.resources
 import io
 import os
@@ -75,8 +74,10 @@ def _latin1_encode(text, encoding="latin1"):
     """Stand-in for `_codecs.encode`, which Python 3 protocol-2 pickles use to rebuild bytes.
 
     Only the latin-1 round trip those pickles need is allowed; any other codec is refused.
+    The name is compared as written (pickle writes 'latin1'), never looked up: a lookup can
+    import codec modules and raises LookupError for unknown names.
     """
-    if not isinstance(text, str) or codecs.lookup(encoding).name != "iso8859-1":
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
         raise pickle.UnpicklingError(
             f"refused _codecs.encode({type(text).__name__}, {encoding!r}): only latin-1 text")
     return text.encode("latin1")

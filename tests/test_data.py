@@ -299,6 +299,9 @@ def test_codecs_encode_is_limited_to_latin1():
     assert pickle.loads(crafted) == "no"                        # a live call for plain pickle
     with pytest.raises(pickle.UnpicklingError, match="refused _codecs.encode.*rot13"):
         data.restricted_load(io.BytesIO(crafted))
+    unknown = crafted.replace(b"\x05\x00\x00\x00rot13", b"\x06\x00\x00\x00nosuch")
+    with pytest.raises(pickle.UnpicklingError, match="refused _codecs.encode.*nosuch"):
+        data.restricted_load(io.BytesIO(unknown))          # not a LookupError from codecs
 
 
 def test_restricted_unpickler_refuses_persistent_ids():
