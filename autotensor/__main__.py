@@ -64,10 +64,12 @@ def demo(args):
         return F.softmax_cross_entropy(scores, y) + 0.5 * args.reg * sum(
             (w * w).sum() for w in weights)
 
+    # One loss line per epoch (its first minibatch), next to the epoch's accuracy line.
+    iterations_per_epoch = max(len(data["X_train"]) // args.batch_size, 1)
     solver = Solver(ModuleModel(net, loss_fn), {k: data[k] for k in _SPLITS},
                     update_rule="adam", optim_config={"learning_rate": args.lr},
                     lr_decay=0.95, batch_size=args.batch_size, num_epochs=args.epochs,
-                    print_every=10 ** 9, verbose=True)
+                    print_every=iterations_per_epoch, verbose=True)
     start = time.perf_counter()
     solver.train()
     test_acc = solver.check_accuracy(data["X_test"], data["y_test"])

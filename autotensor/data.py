@@ -17,7 +17,6 @@ np.load(allow_pickle=False).
 
 from __future__ import annotations
 
-import codecs
 import importlib.resources
 import io
 import os
@@ -75,8 +74,10 @@ def _latin1_encode(text, encoding="latin1"):
     """Stand-in for `_codecs.encode`, which Python 3 protocol-2 pickles use to rebuild bytes.
 
     Only the latin-1 round trip those pickles need is allowed; any other codec is refused.
+    The name is compared as written (pickle writes 'latin1'), never looked up: a lookup can
+    import codec modules and raises LookupError for unknown names.
     """
-    if not isinstance(text, str) or codecs.lookup(encoding).name != "iso8859-1":
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
         raise pickle.UnpicklingError(
             f"refused _codecs.encode({type(text).__name__}, {encoding!r}): only latin-1 text")
     return text.encode("latin1")
@@ -137,7 +138,10 @@ def _read_python_batch(path):
             batch = restricted_load(f)
         except pickle.UnpicklingError as err:
             raise pickle.UnpicklingError(f"CIFAR-10 file {path}: {err}") from err
-        except (EOFError, ValueError, TypeError, IndexError, KeyError) as err:
+        # NOTE: only the allowed numpy globals can run, so anything else raised here comes
+        # from malformed bytes (MemoryError: a corrupted length field asking for gigabytes).
+        except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError,
+                OverflowError, MemoryError) as err:
             raise ValueError(f"CIFAR-10 file {path} is not a readable pickle (truncated?): "
                              f"{type(err).__name__}: {err}") from err
     if not isinstance(batch, dict):

@@ -115,19 +115,34 @@ class Optimizer:
 
     def load_state_dict(self, state_dict):
         """Restore hyperparameters and state saved by `state_dict()` (validated before use)."""
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            keys = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict)
+            raise ValueError(f"an optimizer state_dict is a dict with keys 'state' and "
+                             f"'param_groups', got {keys}")
         groups, state = state_dict["param_groups"], state_dict["state"]
         params = self._params()
         if len(groups) != len(self.param_groups):
             raise ValueError(f"state_dict has {len(groups)} param groups, the optimizer has "
                              f"{len(self.param_groups)}")
         for i, (saved, mine) in enumerate(zip(groups, self.param_groups)):
+            # Same hyperparameter names: an Adam state_dict must not load into SGD.
+            if set(saved) != set(mine):
+                raise ValueError(f"param group {i}: state_dict has keys {sorted(saved)}, a "
+                                 f"{name} group has {sorted(mine)} (saved by another "
+                                 f"optimizer?)")
             if len(saved["params"]) != len(mine["params"]):
                 raise ValueError(f"param group {i}: state_dict has {len(saved['params'])} "
                                  f"parameters, the optimizer has {len(mine['params'])}")
+            self._check({**mine, **saved})
         for i, s in state.items():
             if not 0 <= int(i) < len(params):
                 raise ValueError(f"state_dict has state for parameter {i}, the optimizer has "
                                  f"{len(params)} parameters")
+            unknown = sorted(set(s) - set(self.state_keys))
+            if unknown:
+                raise ValueError(f"state of parameter {i} has keys {unknown}; {name} keeps "
+                                 f"only {list(self.state_keys)}")
             for key, value in s.items():
                 if isinstance(value, np.ndarray) and value.shape != params[int(i)].shape:
                     raise ValueError(f"state {key!r} of parameter {i} has shape {value.shape}, "

@@ -224,6 +224,14 @@ def test_truncated_pickle_names_the_file(tmp_path):
         load_cifar10(tmp_path)
 
 
+def test_malformed_pickle_opcodes_are_a_value_error(tmp_path):
+    write_python(tmp_path, all_batches())
+    # APPEND onto a bytes object: the unpickler itself raises AttributeError.
+    (tmp_path / "data_batch_2").write_bytes(b"\x80\x02C\x01aK\x01a.")
+    with pytest.raises(ValueError, match="data_batch_2 is not a readable pickle"):
+        load_cifar10(tmp_path)
+
+
 @pytest.mark.parametrize("batch, match", [
     ({b"data": np.zeros((2, 3000), np.uint8), b"labels": [0, 1]}, "uint8 of shape \\(n, 3072\\)"),
     ({b"data": np.zeros((2, 3072), np.float32), b"labels": [0, 1]}, "got float32 \\(2, 3072\\)"),
@@ -291,6 +299,9 @@ def test_codecs_encode_is_limited_to_latin1():
     assert pickle.loads(crafted) == "no"                        # a live call for plain pickle
     with pytest.raises(pickle.UnpicklingError, match="refused _codecs.encode.*rot13"):
         data.restricted_load(io.BytesIO(crafted))
+    unknown = crafted.replace(b"\x05\x00\x00\x00rot13", b"\x06\x00\x00\x00nosuch")
+    with pytest.raises(pickle.UnpicklingError, match="refused _codecs.encode.*nosuch"):
+        data.restricted_load(io.BytesIO(unknown))          # not a LookupError from codecs
 
 
 def test_restricted_unpickler_refuses_persistent_ids():

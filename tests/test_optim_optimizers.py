@@ -158,6 +158,38 @@ def test_load_state_dict_validates_before_assigning():
         optim.SGD([{"params": params[:1]}, {"params": params[1:]}], lr=0.1).load_state_dict(good)
 
 
+@pytest.mark.parametrize("edit, match", [
+    (lambda sd: sd.pop("state"), "keys 'state' and 'param_groups'"),
+    (lambda sd: sd["param_groups"][0].update(lr=-1.0), "learning rate must be >= 0"),
+    (lambda sd: sd["param_groups"][0].update(betas=(0.9, 0.999)), "another optimizer"),
+    (lambda sd: sd["state"][0].update(m=np.zeros((3, 4))), r"\['m'\].*\['velocity'\]"),
+])
+def test_load_state_dict_refuses_foreign_or_invalid_dicts(edit, match):
+    params = make_params()
+    opt = optim.SGD(params, lr=0.1, momentum=0.9)
+    for p, g in zip(params, grads_at(0)):
+        p.grad = g
+    opt.step()
+    bad = opt.state_dict()
+    edit(bad)
+    before = opt.state_dict()
+    with pytest.raises(ValueError, match=match):
+        opt.load_state_dict(bad)
+    after = opt.state_dict()
+    assert after["param_groups"] == before["param_groups"]
+    np.testing.assert_array_equal(after["state"][0]["velocity"], before["state"][0]["velocity"])
+
+
+def test_an_adam_state_dict_does_not_load_into_sgd():
+    params = make_params()
+    adam = optim.Adam(params, lr=0.1)
+    for p, g in zip(params, grads_at(0)):
+        p.grad = g
+    adam.step()
+    with pytest.raises(ValueError, match="betas.*another optimizer"):
+        optim.SGD(params, lr=0.1).load_state_dict(adam.state_dict())
+
+
 def test_constructor_errors():
     params = make_params()
     with pytest.raises(ValueError, match="empty"):

@@ -177,6 +177,19 @@ def test_quiet_when_not_verbose(capsys, monkeypatch):
     assert sys.stdout.getvalue() == ""
 
 
+def test_train_again_continues_only_when_num_epochs_is_raised():
+    np.random.seed(0)
+    solver = optim.Solver(TinyNet(), make_data(), num_epochs=2, batch_size=20, verbose=False)
+    solver.train()
+    losses = list(solver.loss_history)
+    solver.train()                                       # already at epoch 2 of 2
+    assert solver.loss_history == losses and solver.epoch == 2
+    solver.num_epochs = 3
+    solver.train()
+    assert solver.epoch == 3 and solver.loss_history[:6] == losses
+    assert len(solver.loss_history) == 9 and len(solver.val_acc_history) == 4
+
+
 def test_callable_update_rule_and_single_iteration_epochs():
     calls = []
 
