@@ -4,17 +4,10 @@ For each case and dtype (float64, float32) it times the forward pass alone and f
 backward (fresh input tensors per call, upstream gradient of ones) and prints medians (ms)
 and each one's ratio to PyTorch (lower is better).
 
-How it measures, and why:
-- Each implementation runs in blocks of consecutive calls (the first call of a block is an
-  untimed warm-up), the blocks rotating three times, so a slow period of this shared machine
-  hits all of them alike. Calls are not interleaved one by one: right after a BLAS call or a
-  PyTorch op their idle worker threads spin for ~0.1 s and slow whatever runs next. No pause
-  between calls either (as in a training loop): after ~0.1 s idle, the first kernels ran on
-  one core here, the sleeping worker thread apparently woken on the caller's CPU.
-- PyTorch runs in a separate worker process, once before and once after the autotensor
-  cases (its medians pool both runs). In one process the two OpenMP runtimes get merged
-  (both libraries are named libgomp.so.1), and whichever loads first imposes its thread
-  wait policy on the other. PyTorch uses as many threads as autotensor (numba's count).
+How it measures (bench/timing.py): blocks of consecutive calls rotated three times, so a
+slow spell of this shared machine hits every implementation alike; PyTorch in a worker
+process, run once before and once after the autotensor cases (its medians pool both runs),
+with as many threads as autotensor (numba's count).
 - The naive loops are slow: they run on the first `--naive-n` samples of the batch, 3 times
   (1 with --quick), and are scaled linearly to the full batch ("naive*" rows).
 
@@ -25,13 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 
 import numpy as np
+from timing import run_worker, thread_count, timed_blocks
 
 CONV = [((100, 3, 31, 31), (25, 3, 3, 3), 2, 1), ((50, 3, 32, 32), (32, 3, 7, 7), 1, 3),
         ((64, 64, 16, 16), (64, 64, 3, 3), 1, 1)]
@@ -68,20 +59,6 @@ def case_arrays(kind, spec, dtype):
         return [rng.standard_normal(spec).astype(dtype), np.ones(d, dtype), np.zeros(d, dtype)]
     shape = (spec, 3, 32, 32) if kind == "convnet" else (spec, 3072)
     return [rng.standard_normal(shape).astype(dtype), rng.integers(0, 10, spec)]
-
-
-def timed_blocks(fns, repeats, cycles=3):
-    """{name: list of seconds}: blocks of consecutive calls, rotating `cycles` times."""
-    times = {name: [] for name in fns}
-    per_block = max(1, -(-repeats // cycles))
-    for _ in range(cycles if repeats > 1 else 1):
-        for name, fn in fns.items():
-            fn()
-            for _ in range(per_block):
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
-    return times
 
 
 # ---- PyTorch (run in a worker process) ---------------------------------------------------------
@@ -142,17 +119,9 @@ def torch_worker(args):
 
 
 def run_torch_worker(args):
-    """Run this script as the PyTorch worker: {case key: [seconds]}, or None without torch."""
-    cmd = [sys.executable, __file__, "--torch-worker", "--threads", str(args.threads),
-           "--repeats", str(args.repeats), "--dtypes", *args.dtypes]
-    if args.only:
-        cmd += ["--only", args.only]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        if "No module named 'torch'" not in proc.stderr:
-            print(f"PyTorch worker failed:\n{proc.stderr}", file=sys.stderr)
-        return None
-    return json.loads(proc.stdout)
+    """{case key: [seconds]} from PyTorch in a worker process, or None without torch."""
+    extra = ["--threads", args.threads, "--repeats", args.repeats, "--dtypes", *args.dtypes]
+    return run_worker(__file__, extra + (["--only", args.only] if args.only else []))
 
 
 # ---- autotensor --------------------------------------------------------------------------------
@@ -248,7 +217,7 @@ def main():
         return torch_worker(args)
 
     from autotensor.fused import kernels
-    args.threads = kernels.numba.get_num_threads() if kernels.numba else os.cpu_count()
+    args.threads = thread_count()
     naive_n, naive_reps = args.naive_n or (1 if args.quick else 4), 1 if args.quick else 3
     print(f"autotensor kernels: {kernels.BACKEND}; threads {args.threads}; "
           f"{time.strftime('%Y-%m-%d %H:%M')}; repeats {args.repeats} (medians)")

@@ -4,32 +4,24 @@ Cases (float64, forward + backward, the garbage collector left on as in real use
   chain : 1,000 elementwise ops on a (4, 4) tensor; reports microseconds per op
   mlp   : one SGD step of a 3-layer MLP (784-256-256-10) on a batch of 64
 
-Prints medians over repeats and the ratio autotensor / PyTorch (lower is better; target <= 1.0).
+Prints medians and the ratio autotensor / PyTorch (lower is better; target <= 1.0). Timing as
+in bench/timing.py: blocks of calls rotated three times; PyTorch in a worker process (run
+before and after autotensor, medians pooled) with as many threads as autotensor.
 Usage: python bench/ops_overhead.py [--repeats N]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import statistics
-import time
 
 import numpy as np
+from timing import run_worker, thread_count, timed_blocks
 
 import autotensor as at
 
 CHAIN = 1000
-
-
-def median_time(fn, repeats):
-    fn()                                    # warm-up (imports, caches, allocator)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 # ---- autotensor ---------------------------------------------------------------------------------
@@ -67,9 +59,9 @@ def make_at_mlp(rng):
 
 
 # ---- PyTorch ------------------------------------------------------------------------------------
-def torch_cases(rng):
+def torch_cases(rng, threads):
     import torch
-    torch.set_num_threads(_our_threads())
+    torch.set_num_threads(threads)
 
     def chain():
         x = torch.tensor(np.random.rand(4, 4) + 0.5, requires_grad=True)
@@ -102,32 +94,41 @@ def torch_cases(rng):
     return chain, mlp
 
 
-def _our_threads():
-    return int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
+def torch_worker(args):
+    import torch
+    chain, mlp = torch_cases(np.random.default_rng(0), args.threads)
+    times = timed_blocks({"chain": chain, "mlp": mlp}, args.repeats)
+    print(json.dumps({"version": torch.__version__, **times}))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-
-    ours = {"chain": median_time(at_chain, args.repeats),
-            "mlp": median_time(make_at_mlp(rng), args.repeats)}
+    if args.torch_worker:
+        return torch_worker(args)
+    args.threads = thread_count()
+    worker_args = ["--threads", args.threads, "--repeats", args.repeats]
+    runs = [run_worker(__file__, worker_args)]
+    ours = timed_blocks({"chain": at_chain, "mlp": make_at_mlp(np.random.default_rng(0))},
+                        args.repeats)
+    runs.append(run_worker(__file__, worker_args))
     theirs = {}
-    try:
-        chain, mlp = torch_cases(rng)
-        theirs = {"chain": median_time(chain, args.repeats), "mlp": median_time(mlp, args.repeats)}
-    except ImportError:
+    if runs[0] and runs[1]:
+        theirs = {case: runs[0][case] + runs[1][case] for case in ours}
+        print(f"PyTorch {runs[0]['version']} (CPU), worker process, {args.threads} threads")
+    else:
         print("torch not installed: printing autotensor's times only "
               "(pip install torch==2.13.0 for the comparison)")
 
     print(f"{'case':<8}{'autotensor':>16}{'pytorch':>16}{'ratio':>8}")
     for case, scale, unit in (("chain", 1e6 / CHAIN, "us/op"), ("mlp", 1e3, "ms/step")):
-        a = ours[case] * scale
+        a = statistics.median(ours[case]) * scale
         line = f"{case:<8}{a:>10.2f} {unit:<6}"
         if case in theirs:
-            b = theirs[case] * scale
+            b = statistics.median(theirs[case]) * scale
             line += f"{b:>9.2f} {unit:<6}{a / b:>8.2f}"
         print(line)
 
