@@ -1,6 +1,6 @@
 """autotensor: a small, readable reverse-mode autograd tensor engine on numpy."""
 
-from . import ops
+from . import memory, ops
 from .autograd import detect_anomaly
 from .function import Function, enable_grad, fused_enabled, is_grad_enabled, no_grad, use_fused
 from .gradient_check import gradcheck
@@ -8,6 +8,7 @@ from .ops import *  # noqa: F403  (every public op: see ops.__all__)
 from .tensor import Tensor, ones, randn, tensor, zeros
 
 __version__ = "0.1.0"
+memory.tune_malloc()
 
 __all__ = ["Tensor", "tensor", "zeros", "ones", "randn", "Function", "no_grad", "enable_grad",
            "is_grad_enabled", "use_fused", "fused_enabled", "detect_anomaly", "gradcheck",
