@@ -210,31 +210,78 @@ def test_constructor_errors():
         optim.Adam(params, betas=(0.9, 1.0))
 
 
-def test_matches_pytorch_when_available():
-    """Optional cross-check: same trajectories as torch.optim with a constant lr."""
-    torch = pytest.importorskip("torch")
-    pairs = [
-        (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01),
-         lambda ts: torch.optim.SGD(ts, lr=0.1, momentum=0.9, weight_decay=0.01)),
-        (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
-         lambda ts: torch.optim.SGD(ts, lr=0.1, momentum=0.9, nesterov=True)),
-        (lambda ps: optim.Adam(ps, lr=0.01), lambda ts: torch.optim.Adam(ts, lr=0.01)),
-        (lambda ps: optim.RMSprop(ps, lr=0.01),
-         lambda ts: torch.optim.RMSprop(ts, lr=0.01, alpha=0.99, eps=1e-8)),
-        (lambda ps: optim.Adagrad(ps, lr=0.1),
-         lambda ts: torch.optim.Adagrad(ts, lr=0.1, eps=1e-8)),
-    ]
-    for mine, theirs in pairs:
-        params = make_params()
-        tparams = [torch.tensor(p.data.copy(), requires_grad=True) for p in params]
-        opt, topt = mine(params), theirs(tparams)
-        for step in range(5):
-            for p, t, g in zip(params, tparams, grads_at(step)):
-                p.grad, t.grad = g, torch.tensor(g)
-            opt.step()
-            topt.step()
-        for p, t in zip(params, tparams):
-            np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-10, atol=1e-12)
+# PyTorch's update equations as its torch.optim documentation states them (constant lr, no
+# dampening, no amsgrad, Adagrad without lr decay), in numpy: one step for one parameter.
+def torch_sgd(p, g, s, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+    g = g + weight_decay * p
+    if momentum:
+        s["b"] = g.copy() if "b" not in s else momentum * s["b"] + g
+        g = g + momentum * s["b"] if nesterov else s["b"]
+    return p - lr * g
+
+
+def torch_adam(p, g, s, lr, b1=0.9, b2=0.999, eps=1e-8):
+    s["t"] = s.get("t", 0) + 1
+    s["m"] = b1 * s.get("m", 0) + (1 - b1) * g
+    s["v"] = b2 * s.get("v", 0) + (1 - b2) * g * g
+    mhat, vhat = s["m"] / (1 - b1 ** s["t"]), s["v"] / (1 - b2 ** s["t"])
+    return p - lr * mhat / (np.sqrt(vhat) + eps)
+
+
+def torch_rmsprop(p, g, s, lr, alpha=0.99, eps=1e-8):
+    s["v"] = alpha * s.get("v", 0) + (1 - alpha) * g * g
+    return p - lr * g / (np.sqrt(s["v"]) + eps)
+
+
+def torch_adagrad(p, g, s, lr, eps=1e-8):
+    s["sum"] = s.get("sum", 0) + g * g
+    return p - lr * g / (np.sqrt(s["sum"]) + eps)
+
+
+PYTORCH_CASES = [   # (ours, PyTorch's equations, torch.optim's class and arguments)
+    (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01),
+     lambda p, g, s: torch_sgd(p, g, s, 0.1, 0.9, weight_decay=0.01),
+     ("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.01))),
+    (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+     lambda p, g, s: torch_sgd(p, g, s, 0.1, 0.9, nesterov=True),
+     ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True))),
+    (lambda ps: optim.Adam(ps, lr=0.01), lambda p, g, s: torch_adam(p, g, s, 0.01),
+     ("Adam", dict(lr=0.01))),
+    (lambda ps: optim.RMSprop(ps, lr=0.01), lambda p, g, s: torch_rmsprop(p, g, s, 0.01),
+     ("RMSprop", dict(lr=0.01, alpha=0.99, eps=1e-8))),
+    (lambda ps: optim.Adagrad(ps, lr=0.1), lambda p, g, s: torch_adagrad(p, g, s, 0.1),
+     ("Adagrad", dict(lr=0.1, eps=1e-8))),
+]
+
+
+@pytest.mark.parametrize("mine,equations,torch_class", PYTORCH_CASES,
+                         ids=["sgd-wd", "nesterov", "adam", "rmsprop", "adagrad"])
+def test_same_trajectories_as_pytorch(mine, equations, torch_class):
+    """Five steps follow PyTorch's documented equations; and torch.optim itself, when torch
+    is importable (it is not a dependency)."""
+    params = make_params()
+    expected = [p.data.copy() for p in params]
+    states = [{} for _ in params]
+    opt = mine(params)
+    for step in range(5):
+        for p, g in zip(params, grads_at(step)):
+            p.grad = g
+        opt.step()
+        expected = [equations(e, g, s) for e, g, s in zip(expected, grads_at(step), states)]
+    for p, e in zip(params, expected):
+        np.testing.assert_allclose(p.data, e, rtol=1e-12, atol=1e-14)
+    try:
+        import torch
+    except ImportError:
+        return
+    tparams = [torch.tensor(p.data.copy(), requires_grad=True) for p in make_params()]
+    topt = getattr(torch.optim, torch_class[0])(tparams, **torch_class[1])
+    for step in range(5):
+        for t, g in zip(tparams, grads_at(step)):
+            t.grad = torch.tensor(g)
+        topt.step()
+    for p, t in zip(params, tparams):
+        np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
 # ---- schedules ---------------------------------------------------------------------------------
