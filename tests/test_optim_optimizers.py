@@ -138,12 +138,17 @@ def test_state_dict_resumes_exactly(name, make, rule, config):
             np.testing.assert_array_equal(v, saved["state"][i][k])
 
 
-def test_load_state_dict_validates_before_assigning():
+def sgd_after_one_step():
     params = make_params()
     opt = optim.SGD(params, lr=0.1, momentum=0.9)
     for p, g in zip(params, grads_at(0)):
         p.grad = g
     opt.step()
+    return params, opt
+
+
+def test_load_state_dict_validates_before_assigning():
+    params, opt = sgd_after_one_step()
     good = opt.state_dict()
     bad = copy.deepcopy(good)
     bad["state"][1]["velocity"] = np.zeros(7)
@@ -165,11 +170,7 @@ def test_load_state_dict_validates_before_assigning():
     (lambda sd: sd["state"][0].update(m=np.zeros((3, 4))), r"\['m'\].*\['velocity'\]"),
 ])
 def test_load_state_dict_refuses_foreign_or_invalid_dicts(edit, match):
-    params = make_params()
-    opt = optim.SGD(params, lr=0.1, momentum=0.9)
-    for p, g in zip(params, grads_at(0)):
-        p.grad = g
-    opt.step()
+    _, opt = sgd_after_one_step()
     bad = opt.state_dict()
     edit(bad)
     before = opt.state_dict()
