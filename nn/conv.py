@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from autotensor.fused import check_pair
+
 from . import functional as F
 from . import init
 from .module import Module, Parameter
-
-
-def _pair(k, what, minimum=1):
-    """An int or an (h, w) pair as a tuple of two ints >= minimum; ValueError otherwise."""
-    pair = (k, k) if np.isscalar(k) else tuple(k)
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair) \
-            or min(pair) < minimum:
-        kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise ValueError(f"{what} must be {kind} or a pair of them, got {k!r}")
-    return int(pair[0]), int(pair[1])
 
 
 class Conv2d(Module):
@@ -34,10 +26,10 @@ class Conv2d(Module):
             raise ValueError(f"Conv2d: channel counts must be positive, got ({in_channels}, "
                              f"{out_channels})")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = _pair(kernel_size, "Conv2d kernel_size")
+        self.kernel_size = check_pair(kernel_size, "Conv2d kernel_size", 1)
         # stride and padding: an int or an (h, w) pair, kept as given (repr shows them so).
-        _pair(stride, "Conv2d stride")
-        _pair(padding, "Conv2d padding", minimum=0)
+        check_pair(stride, "Conv2d stride", 1)
+        check_pair(padding, "Conv2d padding", 0)
         self.stride, self.padding = stride, padding
         shape = (self.out_channels, self.in_channels) + self.kernel_size
         self.weight = Parameter(np.empty(shape, dtype=dtype))
@@ -57,9 +49,9 @@ class MaxPool2d(Module):
 
     def __init__(self, kernel_size, stride=None):
         super().__init__()
-        _pair(kernel_size, "MaxPool2d kernel_size")
+        check_pair(kernel_size, "MaxPool2d kernel_size", 1)
         if stride is not None:
-            _pair(stride, "MaxPool2d stride")
+            check_pair(stride, "MaxPool2d stride", 1)
         self.kernel_size = kernel_size
         self.stride = stride
 

@@ -24,7 +24,7 @@ __all__ = ["conv2d", "max_pool2d", "batch_norm", "conv2d_composite", "max_pool2d
 def conv2d(x, w, b=None, stride=1, pad=0):
     """2-D cross-correlation. x (N, C, H, W), w (F, C, HH, WW), b (F,) or None ->
     (N, F, Ho, Wo), Ho = (H + 2*pad - HH) // stride + 1. stride/pad: int or (h, w)."""
-    stride, pad = _pair(stride, "stride", 1), _pair(pad, "pad", 0)
+    stride, pad = check_pair(stride, "stride", 1), check_pair(pad, "pad", 0)
     xs, ws = np.shape(_data(x)), np.shape(_data(w))
     if len(xs) != 4 or len(ws) != 4:
         raise ValueError(f"conv2d: x must be (N, C, H, W) and w (F, C, HH, WW), got x of shape "
@@ -46,8 +46,8 @@ def conv2d(x, w, b=None, stride=1, pad=0):
 def max_pool2d(x, kernel_size=2, stride=None):
     """Max pooling without padding. x (N, C, H, W) -> (N, C, Ho, Wo), Ho = (H - kh) // sh + 1.
     kernel_size/stride: int or (h, w); stride defaults to kernel_size."""
-    kernel = _pair(kernel_size, "kernel_size", 1)
-    stride = kernel if stride is None else _pair(stride, "stride", 1)
+    kernel = check_pair(kernel_size, "kernel_size", 1)
+    stride = kernel if stride is None else check_pair(stride, "stride", 1)
     xs = np.shape(_data(x))
     if len(xs) != 4:
         raise ValueError(f"max_pool2d: x must be (N, C, H, W), got shape {xs}")
@@ -94,15 +94,17 @@ def _data(t):
     return getattr(t, "data", t) if not isinstance(t, np.ndarray) else t
 
 
-def _pair(v, name, minimum):
-    """An int or an (h, w) pair as a tuple of two ints >= minimum."""
-    def is_int(p):                    # NOTE: bool is an int subclass; stride=True is a bug
-        return isinstance(p, (int, np.integer)) and not isinstance(p, (bool, np.bool_))
+def _is_int(p):
+    # NOTE: bool is an int subclass; stride=True is a bug, not a stride of 1.
+    return isinstance(p, (int, np.integer)) and not isinstance(p, (bool, np.bool_))
 
-    pair = (v, v) if is_int(v) else tuple(v) if isinstance(v, (tuple, list)) else None
-    if pair is None or len(pair) != 2 or not all(is_int(p) for p in pair):
+
+def check_pair(v, name, minimum):
+    """An int or an (h, w) pair as a tuple of two ints >= minimum; ValueError naming `name`
+    otherwise. The one validator of kernel sizes, strides and pads (nn.Conv2d uses it too)."""
+    pair = (v, v) if _is_int(v) else tuple(v) if isinstance(v, (tuple, list)) else None
+    if pair is None or len(pair) != 2 or not all(_is_int(p) for p in pair):
         raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
     if min(pair) < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {v!r}")
     return int(pair[0]), int(pair[1])
-
