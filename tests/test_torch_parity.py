@@ -1,0 +1,145 @@
+"""PyTorch as the oracle: fused ops, layers and a whole course model give torch's forward
+values and gradients to float64 round-off. Each test takes the `torch` fixture (conftest.py):
+skipped, and counted in the summary, where torch is absent; CI always has it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import autotensor as at
+from autotensor import nn
+from autotensor.nn import functional as F
+from autotensor.nn.models import ThreeLayerConvNet
+
+RTOL, ATOL = 1e-10, 1e-12
+
+
+def leaves(torch, *arrays):
+    """The same float64 arrays as autotensor and torch leaves that require grad."""
+    ours = [at.Tensor(a.copy(), requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a.copy(), requires_grad=True) for a in arrays]
+    return ours, theirs
+
+
+def assert_same(torch, ours_out, theirs_out, ours, theirs, seed=0):
+    """Same forward, and the same gradients of sum(out * g) for a random g."""
+    np.testing.assert_allclose(ours_out.data, theirs_out.detach().numpy(), rtol=RTOL, atol=ATOL)
+    g = np.random.default_rng(seed).standard_normal(ours_out.shape)
+    ours_out.backward(g)
+    theirs_out.backward(torch.tensor(g))
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        np.testing.assert_allclose(a.grad, b.grad.numpy(), rtol=RTOL, atol=ATOL,
+                                   err_msg=f"gradient of input {i}")
+
+
+CONV_CASES = [  # x shape, w shape, stride, pad
+    ((2, 3, 7, 7), (4, 3, 3, 3), 1, 1),
+    ((2, 2, 9, 8), (3, 2, 3, 2), (2, 1), (0, 1)),
+    ((1, 3, 8, 8), (2, 3, 5, 5), 3, 2),
+]
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "composite"])
+@pytest.mark.parametrize("xs,ws,stride,pad", CONV_CASES)
+def test_conv2d(torch, fused, xs, ws, stride, pad):
+    rng = np.random.default_rng(1)
+    (x, w, b), (tx, tw, tb) = leaves(torch, rng.standard_normal(xs), rng.standard_normal(ws),
+                                     rng.standard_normal(ws[0]))
+    with at.use_fused(fused):
+        out = F.conv2d(x, w, b, stride=stride, pad=pad)
+    ref = torch.nn.functional.conv2d(tx, tw, tb, stride=stride, padding=pad)
+    assert_same(torch, out, ref, (x, w, b), (tx, tw, tb))
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "composite"])
+@pytest.mark.parametrize("kernel,stride", [(2, None), (3, 2), ((3, 2), (1, 2))])
+def test_max_pool2d(torch, fused, kernel, stride):
+    x = np.random.default_rng(2).permutation(2 * 3 * 9 * 8).reshape(2, 3, 9, 8) * 0.01
+    (tx_ours,), (tx,) = leaves(torch, x)
+    with at.use_fused(fused):
+        out = F.max_pool2d(tx_ours, kernel, stride)
+    ref = torch.nn.functional.max_pool2d(tx, kernel, stride)
+    assert_same(torch, out, ref, (tx_ours,), (tx,))
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "composite"])
+@pytest.mark.parametrize("shape", [(8, 5), (4, 3, 5, 6)])
+def test_batch_norm_training(torch, fused, shape):
+    rng = np.random.default_rng(3)
+    (x, gamma, beta), (tx, tg, tb) = leaves(torch, rng.standard_normal(shape) * 2 + 1,
+                                            rng.standard_normal(shape[1]),
+                                            rng.standard_normal(shape[1]))
+    with at.use_fused(fused):
+        out = F.batch_norm(x, gamma, beta, training=True)
+    ref = torch.nn.functional.batch_norm(tx, None, None, tg, tb, training=True, eps=1e-5)
+    assert_same(torch, out, ref, (x, gamma, beta), (tx, tg, tb))
+
+
+def test_layer_norm(torch):
+    rng = np.random.default_rng(4)
+    (x, g, b), (tx, tg, tb) = leaves(torch, rng.standard_normal((6, 10)),
+                                     rng.standard_normal(10), rng.standard_normal(10))
+    ref = torch.nn.functional.layer_norm(tx, (10,), tg, tb, eps=1e-5)
+    assert_same(torch, F.layer_norm(x, g, b), ref, (x, g, b), (tx, tg, tb))
+
+
+def test_softmax_cross_entropy_and_svm(torch):
+    rng = np.random.default_rng(5)
+    scores = rng.standard_normal((7, 4))
+    y = rng.integers(0, 4, 7)
+    (s,), (ts,) = leaves(torch, scores)
+    ref = torch.nn.functional.cross_entropy(ts, torch.tensor(y))
+    assert_same(torch, F.softmax_cross_entropy(s, y), ref, (s,), (ts,))
+    # torch's multi-class hinge divides by the number of classes as well as the batch.
+    (s,), (ts,) = leaves(torch, scores)
+    ref = torch.nn.functional.multi_margin_loss(ts, torch.tensor(y)) * scores.shape[1]
+    assert_same(torch, F.svm_loss(s, y), ref, (s,), (ts,))
+
+
+def test_mlp_modules(torch):
+    """nn.Linear stores weight (in, out): torch's (out, in) transposed gives the same model."""
+    rng = np.random.default_rng(6)
+    model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3))
+    ref = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    ref = ref.double()
+    with torch.no_grad():
+        for ours, theirs in ((model[0], ref[0]), (model[2], ref[2])):
+            theirs.weight.copy_(torch.tensor(ours.weight.data.T))
+            theirs.bias.copy_(torch.tensor(rng.standard_normal(ours.bias.shape)))
+            ours.bias.data[...] = theirs.bias.numpy()
+    x = rng.standard_normal((4, 5))
+    y = rng.integers(0, 3, 4)
+    loss = F.softmax_cross_entropy(model(at.Tensor(x)), y)
+    tloss = torch.nn.functional.cross_entropy(ref(torch.tensor(x)), torch.tensor(y))
+    loss.backward()
+    tloss.backward()
+    np.testing.assert_allclose(loss.item(), tloss.item(), rtol=RTOL)
+    for ours, theirs in ((model[0], ref[0]), (model[2], ref[2])):
+        np.testing.assert_allclose(ours.weight.grad, theirs.weight.grad.numpy().T, rtol=RTOL,
+                                   atol=ATOL)
+        np.testing.assert_allclose(ours.bias.grad, theirs.bias.grad.numpy(), rtol=RTOL,
+                                   atol=ATOL)
+
+
+def test_three_layer_conv_net_loss_and_grads(torch):
+    """The course's conv - relu - pool - affine - relu - affine - softmax (+ L2), in torch."""
+    np.random.seed(7)
+    model = ThreeLayerConvNet(input_dim=(3, 10, 10), num_filters=4, filter_size=3,
+                              hidden_dim=6, num_classes=5, weight_scale=0.3, reg=0.05,
+                              dtype=np.float64)
+    X = np.random.randn(3, 3, 10, 10)
+    y = np.random.randint(5, size=3)
+    loss, grads = model.loss(X, y)
+    p = {k: torch.tensor(v, requires_grad=True) for k, v in model.params.items()}
+    f = torch.nn.functional
+    h = f.max_pool2d(f.relu(f.conv2d(torch.tensor(X), p["W1"], p["b1"], padding=1)), 2)
+    h = f.relu(h.reshape(3, -1) @ p["W2"] + p["b2"])
+    scores = h @ p["W3"] + p["b3"]
+    reg = sum((p[w] ** 2).sum() for w in ("W1", "W2", "W3"))
+    tloss = f.cross_entropy(scores, torch.tensor(y)) + 0.5 * 0.05 * reg
+    tloss.backward()
+    np.testing.assert_allclose(loss, tloss.item(), rtol=RTOL)
+    for name in model.params:
+        np.testing.assert_allclose(grads[name], p[name].grad.numpy(), rtol=1e-9, atol=ATOL,
+                                   err_msg=name)
