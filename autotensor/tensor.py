@@ -248,7 +248,13 @@ class Tensor:
 
 
 def _data(x):
+    """The array inside a Tensor; anything else unchanged."""
     return x.data if isinstance(x, Tensor) else x
+
+
+def _tensor(x):
+    """x itself when it is a Tensor, else a new (constant) Tensor wrapping it."""
+    return x if isinstance(x, Tensor) else Tensor(x)
 
 
 _new_tensor = object.__new__
@@ -267,7 +273,7 @@ def _wrap(data, node):
 
 def tensor(data, requires_grad=False, dtype=None):
     """A new tensor holding a copy of `data`."""
-    return Tensor(np.array(data.data if isinstance(data, Tensor) else data, dtype=dtype),
+    return Tensor(np.array(_data(data), dtype=dtype),
                   requires_grad=requires_grad)
 
 

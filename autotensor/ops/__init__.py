@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tensor import Tensor
+from ..tensor import Tensor, _data, _tensor
 from .elementwise import (
     Abs,
     Add,
@@ -176,7 +176,7 @@ def getitem(x, index):
     if isinstance(index, Tensor):
         index = index.data
     elif isinstance(index, tuple):
-        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        index = tuple(_data(i) for i in index)
     return GetItem.apply(x, index=index)
 
 
@@ -224,7 +224,3 @@ def astype(x, dtype):
     if not np.issubdtype(dtype, np.floating):      # integer tensors never require grad
         return Tensor(_tensor(x).data.astype(dtype))
     return AsType.apply(x, dtype=dtype)
-
-
-def _tensor(x):
-    return x if isinstance(x, Tensor) else Tensor(x)
