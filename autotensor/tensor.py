@@ -93,11 +93,6 @@ class Tensor:
         """Backpropagate from this tensor; `grad` may be omitted only for scalars."""
         autograd.backward(self, grad, retain_graph)
 
-    def draw(self, *args, **kwargs):
-        """Draw the graph that produced this tensor: see `autotensor.viz.draw_graph`."""
-        from .viz import draw_graph
-        return draw_graph(self, *args, **kwargs)
-
     def __repr__(self):
         body = np.array2string(self.data, precision=4, separator=", ", threshold=20,
                                prefix="Tensor(")
