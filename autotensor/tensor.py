@@ -1,4 +1,4 @@
-"""`Tensor`: a numpy array plus the node that produced it. Every method defers to an op."""
+"""`Tensor`: a numpy array plus the node that produced it. Every method calls an `ops` function."""
 
 from __future__ import annotations
 
@@ -109,46 +109,46 @@ class Tensor:
 
     # ---- arithmetic ----------------------------------------------------------------------------
     def __add__(self, other):
-        return ops.Add.apply(self, other)
+        return ops.add(self, other)
 
     def __radd__(self, other):
-        return ops.Add.apply(other, self)
+        return ops.add(other, self)
 
     def __sub__(self, other):
-        return ops.Sub.apply(self, other)
+        return ops.sub(self, other)
 
     def __rsub__(self, other):
-        return ops.Sub.apply(other, self)
+        return ops.sub(other, self)
 
     def __mul__(self, other):
-        return ops.Mul.apply(self, other)
+        return ops.mul(self, other)
 
     def __rmul__(self, other):
-        return ops.Mul.apply(other, self)
+        return ops.mul(other, self)
 
     def __truediv__(self, other):
-        return ops.Div.apply(self, other)
+        return ops.div(self, other)
 
     def __rtruediv__(self, other):
-        return ops.Div.apply(other, self)
+        return ops.div(other, self)
 
     def __pow__(self, other):
-        return ops.Pow.apply(self, other)
+        return ops.pow(self, other)
 
     def __rpow__(self, other):
-        return ops.Pow.apply(other, self)
+        return ops.pow(other, self)
 
     def __matmul__(self, other):
-        return ops.MatMul.apply(self, other)
+        return ops.matmul(self, other)
 
     def __rmatmul__(self, other):
-        return ops.MatMul.apply(other, self)
+        return ops.matmul(other, self)
 
     def __neg__(self):
-        return ops.Neg.apply(self)
+        return ops.neg(self)
 
     def __abs__(self):
-        return ops.Abs.apply(self)
+        return ops.abs(self)
 
     def __getitem__(self, index):
         return ops.getitem(self, index)
@@ -182,25 +182,25 @@ class Tensor:
 
     # ---- methods that mirror at.* functions ----------------------------------------------------
     def exp(self):
-        return ops.Exp.apply(self)
+        return ops.exp(self)
 
     def log(self):
-        return ops.Log.apply(self)
+        return ops.log(self)
 
     def sqrt(self):
-        return ops.Sqrt.apply(self)
+        return ops.sqrt(self)
 
     def tanh(self):
-        return ops.Tanh.apply(self)
+        return ops.tanh(self)
 
     def sigmoid(self):
-        return ops.Sigmoid.apply(self)
+        return ops.sigmoid(self)
 
     def relu(self):
-        return ops.Relu.apply(self)
+        return ops.relu(self)
 
     def abs(self):
-        return ops.Abs.apply(self)
+        return ops.abs(self)
 
     def clip(self, lo=None, hi=None):
         return ops.clip(self, lo, hi)
