@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autotensor.fused.geometry import pair
+from autotensor.fused.geometry import pair, pool2d_args
 
 from . import functional as F
 from . import init
@@ -49,9 +49,7 @@ class MaxPool2d(Module):
 
     def __init__(self, kernel_size, stride=None):
         super().__init__()
-        pair(kernel_size, "MaxPool2d: kernel_size", 1)
-        if stride is not None:
-            pair(stride, "MaxPool2d: stride", 1)
+        pool2d_args(kernel_size, stride, op="MaxPool2d")
         self.kernel_size = kernel_size
         self.stride = stride
 
