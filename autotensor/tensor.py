@@ -1,4 +1,4 @@
-"""`Tensor`: a numpy array plus the node that produced it. Every method defers to an op."""
+"""`Tensor`: a numpy array plus the node that produced it. Every method calls an `ops` function."""
 
 from __future__ import annotations
 
@@ -93,11 +93,6 @@ class Tensor:
         """Backpropagate from this tensor; `grad` may be omitted only for scalars."""
         autograd.backward(self, grad, retain_graph)
 
-    def draw(self, *args, **kwargs):
-        """Draw the graph that produced this tensor: see `autotensor.viz.draw_graph`."""
-        from .viz import draw_graph
-        return draw_graph(self, *args, **kwargs)
-
     def __repr__(self):
         body = np.array2string(self.data, precision=4, separator=", ", threshold=20,
                                prefix="Tensor(")
@@ -114,46 +109,46 @@ class Tensor:
 
     # ---- arithmetic ----------------------------------------------------------------------------
     def __add__(self, other):
-        return ops.Add.apply(self, other)
+        return ops.add(self, other)
 
     def __radd__(self, other):
-        return ops.Add.apply(other, self)
+        return ops.add(other, self)
 
     def __sub__(self, other):
-        return ops.Sub.apply(self, other)
+        return ops.sub(self, other)
 
     def __rsub__(self, other):
-        return ops.Sub.apply(other, self)
+        return ops.sub(other, self)
 
     def __mul__(self, other):
-        return ops.Mul.apply(self, other)
+        return ops.mul(self, other)
 
     def __rmul__(self, other):
-        return ops.Mul.apply(other, self)
+        return ops.mul(other, self)
 
     def __truediv__(self, other):
-        return ops.Div.apply(self, other)
+        return ops.div(self, other)
 
     def __rtruediv__(self, other):
-        return ops.Div.apply(other, self)
+        return ops.div(other, self)
 
     def __pow__(self, other):
-        return ops.Pow.apply(self, other)
+        return ops.pow(self, other)
 
     def __rpow__(self, other):
-        return ops.Pow.apply(other, self)
+        return ops.pow(other, self)
 
     def __matmul__(self, other):
-        return ops.MatMul.apply(self, other)
+        return ops.matmul(self, other)
 
     def __rmatmul__(self, other):
-        return ops.MatMul.apply(other, self)
+        return ops.matmul(other, self)
 
     def __neg__(self):
-        return ops.Neg.apply(self)
+        return ops.neg(self)
 
     def __abs__(self):
-        return ops.Abs.apply(self)
+        return ops.abs(self)
 
     def __getitem__(self, index):
         return ops.getitem(self, index)
@@ -187,25 +182,25 @@ class Tensor:
 
     # ---- methods that mirror at.* functions ----------------------------------------------------
     def exp(self):
-        return ops.Exp.apply(self)
+        return ops.exp(self)
 
     def log(self):
-        return ops.Log.apply(self)
+        return ops.log(self)
 
     def sqrt(self):
-        return ops.Sqrt.apply(self)
+        return ops.sqrt(self)
 
     def tanh(self):
-        return ops.Tanh.apply(self)
+        return ops.tanh(self)
 
     def sigmoid(self):
-        return ops.Sigmoid.apply(self)
+        return ops.sigmoid(self)
 
     def relu(self):
-        return ops.Relu.apply(self)
+        return ops.relu(self)
 
     def abs(self):
-        return ops.Abs.apply(self)
+        return ops.abs(self)
 
     def clip(self, lo=None, hi=None):
         return ops.clip(self, lo, hi)
@@ -248,7 +243,13 @@ class Tensor:
 
 
 def _data(x):
+    """The array inside a Tensor; anything else unchanged."""
     return x.data if isinstance(x, Tensor) else x
+
+
+def _tensor(x):
+    """x itself when it is a Tensor, else a new (constant) Tensor wrapping it."""
+    return x if isinstance(x, Tensor) else Tensor(x)
 
 
 _new_tensor = object.__new__
@@ -267,7 +268,7 @@ def _wrap(data, node):
 
 def tensor(data, requires_grad=False, dtype=None):
     """A new tensor holding a copy of `data`."""
-    return Tensor(np.array(data.data if isinstance(data, Tensor) else data, dtype=dtype),
+    return Tensor(np.array(_data(data), dtype=dtype),
                   requires_grad=requires_grad)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autotensor.fused import check_pair
+from autotensor.fused.geometry import pair, pool2d_args
 
 from . import functional as F
 from . import init
@@ -14,8 +14,8 @@ from .module import Module, Parameter
 class Conv2d(Module):
     """2-D cross-correlation: weight (out_channels, in_channels, kh, kw), bias (out_channels,).
 
-    kernel_size, stride and padding are ints or (h, w) pairs. Output size per axis is
-    (H + 2 * padding - kh) // stride + 1 (windows that do not fit are dropped). Weights start
+    kernel_size, stride and padding are ints or (h, w) pairs. Output sizes as in
+    `autotensor.fused.geometry.out_size` (windows that do not fit are dropped). Weights start
     He-normal with fan_in = in_channels * kh * kw, biases at zero.
     """
 
@@ -26,10 +26,10 @@ class Conv2d(Module):
             raise ValueError(f"Conv2d: channel counts must be positive, got ({in_channels}, "
                              f"{out_channels})")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = check_pair(kernel_size, "Conv2d kernel_size", 1)
+        self.kernel_size = pair(kernel_size, "Conv2d: kernel_size", 1)
         # stride and padding: an int or an (h, w) pair, kept as given (repr shows them so).
-        check_pair(stride, "Conv2d stride", 1)
-        check_pair(padding, "Conv2d padding", 0)
+        pair(stride, "Conv2d: stride", 1)
+        pair(padding, "Conv2d: padding", 0)
         self.stride, self.padding = stride, padding
         shape = (self.out_channels, self.in_channels) + self.kernel_size
         self.weight = Parameter(np.empty(shape, dtype=dtype))
@@ -49,9 +49,7 @@ class MaxPool2d(Module):
 
     def __init__(self, kernel_size, stride=None):
         super().__init__()
-        check_pair(kernel_size, "MaxPool2d kernel_size", 1)
-        if stride is not None:
-            check_pair(stride, "MaxPool2d stride", 1)
+        pool2d_args(kernel_size, stride, op="MaxPool2d")
         self.kernel_size = kernel_size
         self.stride = stride
 

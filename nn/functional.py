@@ -11,16 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 import autotensor as at
-from autotensor import Tensor
 from autotensor.fused import batch_norm, conv2d, max_pool2d
+from autotensor.tensor import _data, _tensor
 
 # Every differentiable function here; tests/test_nn_functional.py holds a gradcheck row for each.
 __all__ = ["affine", "relu", "leaky_relu", "sigmoid", "tanh", "dropout", "softmax_cross_entropy",
            "svm_loss", "layer_norm", "batch_norm", "conv2d", "max_pool2d"]
-
-
-def _tensor(x):
-    return x if isinstance(x, Tensor) else Tensor(x)
 
 
 # ---- linear and activations --------------------------------------------------------------------
@@ -34,9 +30,9 @@ def affine(x, w, b=None):
     if d != w.shape[0]:
         raise ValueError(f"affine: x of shape {x.shape} flattens to ({x.shape[0]}, {d}) but w "
                          f"has shape {w.shape}: w.shape[0] must be {d}")
-    if b is not None and np.shape(b.data if isinstance(b, Tensor) else b) != (w.shape[1],):
+    if b is not None and np.shape(_data(b)) != (w.shape[1],):
         raise ValueError(f"affine: b must have shape ({w.shape[1]},) to match w {w.shape}, got "
-                         f"{np.shape(b.data if isinstance(b, Tensor) else b)}")
+                         f"{np.shape(_data(b))}")
     if x.ndim != 2:
         x = at.reshape(x, (x.shape[0], d))
     out = x @ w
@@ -115,7 +111,7 @@ def check_labels(fn, scores_shape, y):
     A ValueError naming `fn` and the shapes otherwise. The models call it before their forward
     pass, so a bad y leaves them (batch-norm running statistics included) untouched.
     """
-    y = np.asarray(y.data if isinstance(y, Tensor) else y)
+    y = np.asarray(_data(y))
     scores_shape = tuple(scores_shape)
     if len(scores_shape) != 2:
         raise ValueError(f"{fn}: scores must have shape (N, C), got {scores_shape}")
@@ -165,7 +161,7 @@ def layer_norm(x, gamma, beta, eps=1e-5):
     if k == 0 or x.ndim <= k or x.shape[x.ndim - k:] != gamma.shape:
         raise ValueError(f"layer_norm: gamma of shape {gamma.shape} must match the trailing axes "
                          f"of x {x.shape} (x needs a leading batch axis)")
-    if np.shape(beta.data if isinstance(beta, Tensor) else beta) != gamma.shape:
+    if np.shape(_data(beta)) != gamma.shape:
         raise ValueError(f"layer_norm: beta must have gamma's shape {gamma.shape}")
     axes = tuple(range(x.ndim - k, x.ndim))
     mu = at.mean(x, axes, keepdims=True)

@@ -10,52 +10,45 @@ from __future__ import annotations
 
 import numpy as np
 
+from autotensor.fused.geometry import (
+    check_conv2d,
+    check_pool2d,
+    conv2d_output_shape,
+    pool2d_output_shape,
+)
+from autotensor.validate import is_int
+
 __all__ = ["conv_forward_naive", "conv_backward_naive", "max_pool_forward_naive",
            "max_pool_backward_naive", "conv_output_shape", "pool_output_shape"]
 
 
 # ---- shapes and checks (shared with the fast versions in layers.py) ----------------------------
+# The checks and sizes are the fused ops' (autotensor.fused.geometry). The course's conv_param and
+# pool_param add one rule: stride, pad and pool sizes are single ints (the loops index with them).
 def conv_output_shape(x_shape, w_shape, stride, pad):
-    """(N, F, H', W') with H' = (H + 2 pad - HH) // stride + 1; ValueError on inconsistent input.
-
-    NOTE: floor division, as PyTorch does: window positions that do not fit are dropped.
-    """
-    if len(x_shape) != 4 or len(w_shape) != 4:
-        raise ValueError(f"conv: need x (N, C, H, W) and w (F, C, HH, WW), got x {x_shape} and "
-                         f"w {w_shape}")
-    ints = (int, np.integer)
-    if not isinstance(stride, ints) or not isinstance(pad, ints) or stride < 1 or pad < 0:
-        raise ValueError(f"conv: need an integer stride >= 1 and pad >= 0, got stride {stride}, "
-                         f"pad {pad}")
-    N, C, H, W = x_shape
-    F, Cw, HH, WW = w_shape
-    if C != Cw:
-        raise ValueError(f"conv: x {x_shape} has {C} channels but w {w_shape} expects {Cw}")
-    if HH > H + 2 * pad or WW > W + 2 * pad:
-        raise ValueError(f"conv: kernel {HH}x{WW} of w {w_shape} is larger than the padded input "
-                         f"{H + 2 * pad}x{W + 2 * pad} (x {x_shape}, pad {pad})")
-    return N, F, (H + 2 * pad - HH) // stride + 1, (W + 2 * pad - WW) // stride + 1
+    """(N, F, H', W') of the convolution of x (N, C, H, W) with w (F, C, HH, WW); ValueError
+    on inconsistent input."""
+    return _conv_shape(x_shape, w_shape, None, stride, pad)
 
 
 def pool_output_shape(x_shape, ph, pw, stride):
-    """(N, C, H', W') with H' = (H - ph) // stride + 1; ValueError on inconsistent input."""
-    if len(x_shape) != 4:
-        raise ValueError(f"max pool: need x of shape (N, C, H, W), got {x_shape}")
-    ints = (int, np.integer)
-    if not all(isinstance(v, ints) for v in (ph, pw, stride)) or min(ph, pw, stride) < 1:
-        raise ValueError(f"max pool: pool size and stride must be positive integers, got "
-                         f"{ph}x{pw}, stride {stride}")
-    N, C, H, W = x_shape
-    if ph > H or pw > W:
-        raise ValueError(f"max pool: window {ph}x{pw} is larger than the input {H}x{W} "
-                         f"(x {x_shape})")
-    return N, C, (H - ph) // stride + 1, (W - pw) // stride + 1
+    """(N, C, H', W') of max pooling x (N, C, H, W) in ph x pw windows; ValueError on
+    inconsistent input."""
+    _check_ints("max pool", pool_height=ph, pool_width=pw, stride=stride)
+    kernel, stride = check_pool2d(x_shape, (ph, pw), stride, op="max pool")
+    return pool2d_output_shape(x_shape, kernel, stride)
 
 
-def _check_bias(b, w):
-    if np.shape(b) != (w.shape[0],):
-        raise ValueError(f"conv: b must have shape ({w.shape[0]},) for w {w.shape}, got "
-                         f"{np.shape(b)}")
+def _conv_shape(x_shape, w_shape, b_shape, stride, pad):
+    _check_ints("conv", stride=stride, pad=pad)
+    stride, pad = check_conv2d(x_shape, w_shape, b_shape, stride, pad, op="conv")
+    return conv2d_output_shape(x_shape, w_shape, stride, pad)
+
+
+def _check_ints(op, **values):
+    for name, v in values.items():
+        if not is_int(v):
+            raise ValueError(f"{op}: {name} must be an int, got {v!r}")
 
 
 # ---- convolution -------------------------------------------------------------------------------
@@ -65,8 +58,7 @@ def conv_forward_naive(x, w, b, conv_param):
     x (N, C, H, W), w (F, C, HH, WW), b (F,), conv_param {'stride', 'pad'} (zero padding).
     """
     stride, pad = conv_param["stride"], conv_param["pad"]
-    N, F, Ho, Wo = conv_output_shape(x.shape, w.shape, stride, pad)
-    _check_bias(b, w)
+    N, F, Ho, Wo = _conv_shape(x.shape, w.shape, np.shape(b), stride, pad)
     HH, WW = w.shape[2:]
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     out = np.zeros((N, F, Ho, Wo), dtype=np.result_type(x, w, b))

@@ -18,6 +18,7 @@ import numpy as np
 
 from autotensor import Tensor, no_grad
 from autotensor import sum as at_sum
+from autotensor.fused.geometry import pool2d_output_shape
 
 from . import functional as F
 
@@ -193,7 +194,7 @@ class ThreeLayerConvNet:
         if hc < 2 or wc < 2:
             raise ValueError(f"ThreeLayerConvNet: filter_size {filter_size} leaves a {hc}x{wc} "
                              f"map for input {input_dim}, too small for 2x2 pooling")
-        pooled = num_filters * (hc // 2) * (wc // 2)
+        pooled = int(np.prod(pool2d_output_shape((num_filters, hc, wc), (2, 2), (2, 2))))
         ws = float(weight_scale)
         self.params = {
             "W1": ws * np.random.randn(num_filters, C, filter_size, filter_size),

@@ -13,47 +13,29 @@ from __future__ import annotations
 import numpy as np
 
 from ..function import fused_enabled
-from .batchnorm import BatchNorm, batch_norm_composite, batch_norm_fused
-from .conv import Conv2d, conv2d_composite, conv2d_fused
-from .pool import MaxPool2d, max_pool2d_composite, max_pool2d_fused
+from ..tensor import _data
+from . import geometry
+from .batchnorm import batch_norm_composite, batch_norm_fused
+from .conv import conv2d_composite, conv2d_fused
+from .pool import max_pool2d_composite, max_pool2d_fused
 
 __all__ = ["conv2d", "max_pool2d", "batch_norm", "conv2d_composite", "max_pool2d_composite",
-           "batch_norm_composite", "Conv2d", "MaxPool2d", "BatchNorm"]
+           "batch_norm_composite"]
 
 
 def conv2d(x, w, b=None, stride=1, pad=0):
     """2-D cross-correlation. x (N, C, H, W), w (F, C, HH, WW), b (F,) or None ->
-    (N, F, Ho, Wo), Ho = (H + 2*pad - HH) // stride + 1. stride/pad: int or (h, w)."""
-    stride, pad = check_pair(stride, "stride", 1), check_pair(pad, "pad", 0)
-    xs, ws = np.shape(_data(x)), np.shape(_data(w))
-    if len(xs) != 4 or len(ws) != 4:
-        raise ValueError(f"conv2d: x must be (N, C, H, W) and w (F, C, HH, WW), got x of shape "
-                         f"{xs} and w of shape {ws}")
-    if xs[1] != ws[1]:
-        raise ValueError(f"conv2d: x has C={xs[1]} channels (shape {xs}) but w expects "
-                         f"C={ws[1]} (shape {ws})")
-    if b is not None and np.shape(_data(b)) != (ws[0],):
-        raise ValueError(f"conv2d: b must have shape ({ws[0]},) for w of shape {ws}, got "
-                         f"{np.shape(_data(b))}")
-    hp, wp = xs[2] + 2 * pad[0], xs[3] + 2 * pad[1]
-    if ws[2] > hp or ws[3] > wp:
-        raise ValueError(f"conv2d: kernel {ws[2:]} is larger than the padded input ({hp}, {wp})"
-                         f" (x of shape {xs}, pad {pad})")
+    (N, F, Ho, Wo), sizes by `geometry.out_size`. stride/pad: int or (h, w)."""
+    stride, pad = geometry.check_conv2d(np.shape(_data(x)), np.shape(_data(w)),
+                                        None if b is None else np.shape(_data(b)), stride, pad)
     impl = conv2d_fused if fused_enabled() else conv2d_composite
     return impl(x, w, b, stride=stride, pad=pad)
 
 
 def max_pool2d(x, kernel_size=2, stride=None):
-    """Max pooling without padding. x (N, C, H, W) -> (N, C, Ho, Wo), Ho = (H - kh) // sh + 1.
-    kernel_size/stride: int or (h, w); stride defaults to kernel_size."""
-    kernel = check_pair(kernel_size, "kernel_size", 1)
-    stride = kernel if stride is None else check_pair(stride, "stride", 1)
-    xs = np.shape(_data(x))
-    if len(xs) != 4:
-        raise ValueError(f"max_pool2d: x must be (N, C, H, W), got shape {xs}")
-    if kernel[0] > xs[2] or kernel[1] > xs[3]:
-        raise ValueError(f"max_pool2d: kernel {kernel} is larger than the input {xs[2:]} "
-                         f"(x of shape {xs})")
+    """Max pooling without padding. x (N, C, H, W) -> (N, C, Ho, Wo), sizes by
+    `geometry.out_size`. kernel_size/stride: int or (h, w); stride defaults to kernel_size."""
+    kernel, stride = geometry.check_pool2d(np.shape(_data(x)), kernel_size, stride)
     impl = max_pool2d_fused if fused_enabled() else max_pool2d_composite
     return impl(x, kernel, stride)
 
@@ -88,23 +70,3 @@ def batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=Tru
     impl = batch_norm_fused if fused_enabled() else batch_norm_composite
     return impl(x, gamma, beta, running_mean, running_var, training=bool(training),
                 momentum=float(momentum), eps=float(eps))
-
-
-def _data(t):
-    return getattr(t, "data", t) if not isinstance(t, np.ndarray) else t
-
-
-def _is_int(p):
-    # NOTE: bool is an int subclass; stride=True is a bug, not a stride of 1.
-    return isinstance(p, (int, np.integer)) and not isinstance(p, (bool, np.bool_))
-
-
-def check_pair(v, name, minimum):
-    """An int or an (h, w) pair as a tuple of two ints >= minimum; ValueError naming `name`
-    otherwise. The one validator of kernel sizes, strides and pads (nn.Conv2d uses it too)."""
-    pair = (v, v) if _is_int(v) else tuple(v) if isinstance(v, (tuple, list)) else None
-    if pair is None or len(pair) != 2 or not all(_is_int(p) for p in pair):
-        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {v!r}")
-    return int(pair[0]), int(pair[1])

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import ops
 from ..function import Function
-from ..tensor import Tensor
+from ..tensor import _tensor
 from . import kernels
 
 
@@ -28,7 +28,7 @@ def update_running(running, momentum, batch_stat):
         running[...] = momentum * running + (1.0 - momentum) * batch_stat.reshape(running.shape)
 
 
-class BatchNorm(Function):
+class BatchNormFn(Function):
     """out = gamma * (x - mean) / sqrt(var + eps) + beta
 
     Fused: one kernel per pass direction (numba: one thread per channel block), statistics
@@ -39,6 +39,7 @@ class BatchNorm(Function):
     """
 
     fused = True
+    name = "BatchNorm"           # the graph's label: the op, as users call it
 
     def forward(self, x, gamma, beta, running_mean, running_var, training, momentum, eps):
         gamma, beta = np.asarray(gamma, np.float64), np.asarray(beta, np.float64)
@@ -61,14 +62,14 @@ class BatchNorm(Function):
 
 def batch_norm_fused(x, gamma, beta, running_mean=None, running_var=None, training=True,
                      momentum=0.9, eps=1e-5):
-    return BatchNorm.apply(x, gamma, beta, running_mean, running_var, training=training,
+    return BatchNormFn.apply(x, gamma, beta, running_mean, running_var, training=training,
                            momentum=momentum, eps=eps)
 
 
 def batch_norm_composite(x, gamma, beta, running_mean=None, running_var=None, training=True,
                          momentum=0.9, eps=1e-5):
     """The twin: mean, var, sqrt, divide, scale and shift as tape ops. Expects valid inputs."""
-    x = x if isinstance(x, Tensor) else Tensor(x)
+    x = _tensor(x)
     axes, shape = stat_axes(x.ndim)
     if training:
         mean = ops.mean(x, axes, keepdims=True)

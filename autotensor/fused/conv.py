@@ -1,8 +1,7 @@
 """2-D convolution: the fused im2col + GEMM op and its composite twin.
 
-Shapes: x (N, C, H, W), w (F, C, HH, WW), b (F,) or None, out (N, F, Ho, Wo) with
-Ho = (H + 2*ph - HH) // sh + 1 (floor: windows that do not fit are dropped, as in PyTorch).
-The derivation of the backward is in docs/fused_ops.md.
+Shapes: x (N, C, H, W), w (F, C, HH, WW), b (F,) or None, out (N, F, Ho, Wo) with the
+sizes of `geometry.conv2d_output_shape`. The derivation of the backward is in docs/fused_ops.md.
 """
 
 from __future__ import annotations
@@ -11,11 +10,11 @@ import numpy as np
 
 from .. import ops
 from ..function import Function
-from ..tensor import Tensor
-from . import kernels
+from ..tensor import _tensor
+from . import geometry, kernels
 
 
-class Conv2d(Function):
+class Conv2dFn(Function):
     """out[n, f] = sum_{c,i,j} w[f, c, i, j] * xpad[n, c, sh*ho + i, sw*wo + j] + b[f]
 
     Fused: im2col into pooled memory, then batched BLAS GEMMs. cols[n] is (K, P) with
@@ -26,11 +25,12 @@ class Conv2d(Function):
     """
 
     fused = True
+    name = "Conv2d"              # the graph's label: the op, as users call it
 
     def forward(self, x, w, b, stride, pad):
-        N, C, H, W = x.shape
+        C = x.shape[1]
         F, _, HH, WW = w.shape
-        Ho, Wo = out_size(H, W, HH, WW, stride, pad)
+        N, _, Ho, Wo = geometry.conv2d_output_shape(x.shape, w.shape, stride, pad)
         dtype = np.result_type(x, w) if b is None else np.result_type(x, w, b)
         K = C * HH * WW
         wb = w.reshape(F, K) if b is None else np.concatenate([w.reshape(F, K), b[:, None]], 1)
@@ -69,18 +69,20 @@ class Conv2d(Function):
 
 
 def conv2d_fused(x, w, b=None, stride=1, pad=0):
-    return Conv2d.apply(x, w, b, stride=pair(stride), pad=pair(pad))
+    """The fused op. stride/pad: int or (h, w). No shape checks here: `fused.conv2d` makes them."""
+    stride, pad = geometry.conv2d_args(stride, pad)
+    return Conv2dFn.apply(x, w, b, stride=stride, pad=pad)
 
 
 def conv2d_composite(x, w, b=None, stride=1, pad=0):
     """The twin: pad + HH*WW shifted strided slices stacked + one matmul; the tape derives
-    the gradient. No input checks here: `fused.conv2d` makes them."""
-    x = x if isinstance(x, Tensor) else Tensor(x)
-    stride, pad = pair(stride), pair(pad)
+    the gradient. stride/pad: int or (h, w). No shape checks here: `fused.conv2d` makes them."""
+    x = _tensor(x)
+    stride, pad = geometry.conv2d_args(stride, pad)
     (sh, sw), (ph, pw) = stride, pad
-    N, C, H, W = x.shape
+    C = x.shape[1]
     F, _, HH, WW = w.shape
-    Ho, Wo = out_size(H, W, HH, WW, stride, pad)
+    N, _, Ho, Wo = geometry.conv2d_output_shape(x.shape, w.shape, stride, pad)
     if ph or pw:
         x = ops.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     shifted = [x[:, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw]
@@ -90,13 +92,3 @@ def conv2d_composite(x, w, b=None, stride=1, pad=0):
     if b is not None:
         out = out + ops.reshape(b, (1, F, 1, 1))
     return out
-
-
-def pair(v):
-    """An int or an (h, w) pair as a tuple (h, w)."""
-    return (int(v), int(v)) if np.ndim(v) == 0 else tuple(int(i) for i in v)
-
-
-def out_size(H, W, HH, WW, stride, pad):
-    """Output height and width; floor division drops windows that do not fit."""
-    return (H + 2 * pad[0] - HH) // stride[0] + 1, (W + 2 * pad[1] - WW) // stride[1] + 1

@@ -17,6 +17,8 @@ import threading
 
 import numpy as np
 
+from .geometry import arg_dtype, pool2d_output_shape
+
 # ---- reusable buffers --------------------------------------------------------------------------
 # Fresh arrays above glibc's mmap threshold (32 MB at most) page-fault on first touch, ~4 GB/s
 # here: slower than the kernels that fill them. Conv columns are that large, so they come from
@@ -50,12 +52,6 @@ def pooled_empty(shape, dtype):
         return base.reshape(shape)
 
 
-def clear_pool():
-    """Drop the pooled base arrays (views still alive keep their own memory)."""
-    with _pool_lock:
-        _pool.clear()
-
-
 # ---- numpy kernels -----------------------------------------------------------------------------
 def numpy_im2col(x, HH, WW, stride, pad, Ho, Wo, out):
     """out[n, (c, i, j), (ho, wo)] = xpad[n, c, sh*ho + i, sw*wo + j] for out (N, K', Ho*Wo).
@@ -84,19 +80,13 @@ def numpy_col2im(cols, C, H, W, HH, WW, stride, pad, Ho, Wo):
     return dxp[:, :, ph:ph + H, pw:pw + W]
 
 
-def arg_dtype(kh, kw):
-    """The smallest integer type holding a window offset i*kw + j (less memory traffic)."""
-    return np.uint8 if kh * kw <= 256 else np.int32
-
-
 def numpy_maxpool_forward(x, kh, kw, sh, sw):
     """(out, arg): window maxima (N, C, Ho, Wo) and the offset i*kw + j of each maximum.
 
     NOTE: ties go to the first maximum in row-major order inside the window (np.argmax), and
     a NaN counts as the maximum, as in np.max.
     """
-    N, C, H, W = x.shape
-    Ho, Wo = (H - kh) // sh + 1, (W - kw) // sw + 1
+    N, C, Ho, Wo = pool2d_output_shape(x.shape, (kh, kw), (sh, sw))
     if kh == sh and kw == sw:       # windows tile the (cropped) input: a reshape, no gather
         xr = x[:, :, :Ho * kh, :Wo * kw].reshape(N, C, Ho, kh, Wo, kw)
         win = xr.transpose(0, 1, 2, 4, 3, 5).reshape(N, C, Ho, Wo, kh * kw)

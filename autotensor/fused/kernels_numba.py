@@ -29,7 +29,7 @@ def _prepare_environment():
 _prepare_environment()
 import numba  # noqa: E402  (after the environment is set)
 
-from .kernels import arg_dtype  # noqa: E402
+from .geometry import arg_dtype, pool2d_output_shape  # noqa: E402
 
 if numba.config.CACHE_DIR == "" and "NUMBA_CACHE_DIR" in os.environ:
     numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]          # numba was imported earlier
@@ -242,8 +242,7 @@ def numba_col2im(cols, C, H, W, HH, WW, stride, pad, Ho, Wo):
 
 
 def numba_maxpool_forward(x, kh, kw, sh, sw):
-    N, C, H, W = x.shape
-    Ho, Wo = (H - kh) // sh + 1, (W - kw) // sw + 1
+    N, C, Ho, Wo = pool2d_output_shape(x.shape, (kh, kw), (sh, sw))
     out = np.empty((N, C, Ho, Wo), dtype=x.dtype)
     arg = np.empty((N, C, Ho, Wo), dtype=arg_dtype(kh, kw))
     if (kh, kw, sh, sw) == (2, 2, 2, 2):

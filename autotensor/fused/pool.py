@@ -1,6 +1,7 @@
 """2-D max pooling: the fused op (argmax kernels) and its composite twin.
 
-Shapes: x (N, C, H, W), out (N, C, Ho, Wo) with Ho = (H - kh) // sh + 1 (floor, no padding).
+Shapes: x (N, C, H, W), out (N, C, Ho, Wo) with the sizes of `geometry.pool2d_output_shape`
+(no padding).
 NOTE: on ties the gradient goes to the first maximum of the window in row-major order, in
 both the fused op and the twin (whose `max` picks the first maximum too).
 """
@@ -11,18 +12,18 @@ import numpy as np
 
 from .. import ops
 from ..function import Function
-from ..tensor import Tensor
-from . import kernels
-from .conv import pair
+from ..tensor import _tensor
+from . import geometry, kernels
 
 
-class MaxPool2d(Function):
+class MaxPool2dFn(Function):
     """out[n, c, ho, wo] = max_{i<kh, j<kw} x[n, c, sh*ho + i, sw*wo + j]
 
     Fused: forward records each window's argmax; backward adds g at those positions.
     """
 
     fused = True
+    name = "MaxPool2d"           # the graph's label: the op, as users call it
 
     def forward(self, x, kernel, stride):
         out, arg = kernels.maxpool_forward(x, *kernel, *stride)
@@ -36,21 +37,22 @@ class MaxPool2d(Function):
 
 
 def max_pool2d_fused(x, kernel_size=2, stride=None):
-    kernel = pair(kernel_size)
-    return MaxPool2d.apply(x, kernel=kernel, stride=kernel if stride is None else pair(stride))
+    """The fused op. kernel_size/stride: int or (h, w); stride defaults to kernel_size.
+    No shape checks here: `fused.max_pool2d` makes them."""
+    kernel, stride = geometry.pool2d_args(kernel_size, stride)
+    return MaxPool2dFn.apply(x, kernel=kernel, stride=stride)
 
 
 def max_pool2d_composite(x, kernel_size=2, stride=None):
     """The twin: a reshape (windows tile the input) or stacked strided slices (they overlap),
-    then `max` over the window axes; the tape derives the gradient. No input checks here:
-    `fused.max_pool2d` makes them."""
-    x = x if isinstance(x, Tensor) else Tensor(x)
-    (kh, kw) = pair(kernel_size)
-    (sh, sw) = (kh, kw) if stride is None else pair(stride)
-    N, C, H, W = x.shape
-    Ho, Wo = (H - kh) // sh + 1, (W - kw) // sw + 1
+    then `max` over the window axes; the tape derives the gradient. kernel_size/stride: int
+    or (h, w). No shape checks here: `fused.max_pool2d` makes them."""
+    x = _tensor(x)
+    kernel, stride = geometry.pool2d_args(kernel_size, stride)
+    (kh, kw), (sh, sw) = kernel, stride
+    N, C, Ho, Wo = geometry.pool2d_output_shape(x.shape, kernel, stride)
     if (kh, kw) == (sh, sw):
-        if (Ho * kh, Wo * kw) != (H, W):
+        if (Ho * kh, Wo * kw) != x.shape[2:]:
             x = x[:, :, :Ho * kh, :Wo * kw]
         return ops.max(ops.reshape(x, (N, C, Ho, kh, Wo, kw)), axis=(3, 5))
     shifted = [x[:, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw]

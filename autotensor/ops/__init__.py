@@ -1,15 +1,17 @@
 """The public op functions (also reachable as `at.<name>` and as Tensor methods).
 
-Primitives are `Function` classes in elementwise.py, reduce.py and movement.py. The functions
-below either apply one primitive or compose several; composites get their gradient from the
-tape and have no backward of their own.
+Primitives are `Function` classes in elementwise.py, reduce.py and movement.py. An op that is
+one primitive on tensor arguments is bound to the primitive's `apply` (add = Add.apply); the
+functions below normalise arguments for one primitive or compose several; composites get
+their gradient from the tape and have no backward of their own. Tensor methods and operators
+call these, never the classes.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..tensor import Tensor
+from ..tensor import Tensor, _data, _tensor
 from .elementwise import (
     Abs,
     Add,
@@ -43,79 +45,32 @@ __all__ = [
 ]
 
 
-def add(x, y):
-    return Add.apply(x, y)
-
-
-def sub(x, y):
-    return Sub.apply(x, y)
-
-
-def mul(x, y):
-    return Mul.apply(x, y)
-
-
-def div(x, y):
-    return Div.apply(x, y)
-
-
-def pow(x, y):  # noqa: A001 (mirrors the operator name, as numpy does)
-    return Pow.apply(x, y)
-
-
-def matmul(x, y):
-    return MatMul.apply(x, y)
-
-
-def neg(x):
-    return Neg.apply(x)
-
-
-def abs(x):  # noqa: A001
-    return Abs.apply(x)
-
-
-def exp(x):
-    return Exp.apply(x)
-
-
-def log(x):
-    return Log.apply(x)
-
-
-def sqrt(x):
-    return Sqrt.apply(x)
-
-
-def tanh(x):
-    return Tanh.apply(x)
-
-
-def sigmoid(x):
-    return Sigmoid.apply(x)
-
-
-def relu(x):
-    return Relu.apply(x)
+# Ops that are exactly one primitive on tensor arguments ARE that primitive's `apply`: no wrapper
+# frame between a Tensor operator and the tape (the per-op overhead is the engine's hot path).
+# Each class's docstring states its math: Add is z = x + y, Relu is z = max(x, 0), ...
+add = Add.apply
+sub = Sub.apply
+mul = Mul.apply
+div = Div.apply
+pow = Pow.apply  # noqa: A001 (mirrors the operator name, as numpy does)
+matmul = MatMul.apply
+neg = Neg.apply
+abs = Abs.apply  # noqa: A001
+exp = Exp.apply
+log = Log.apply
+sqrt = Sqrt.apply
+tanh = Tanh.apply
+sigmoid = Sigmoid.apply
+relu = Relu.apply
+maximum = Maximum.apply
+minimum = Minimum.apply
+where = Where.apply      # where(cond, x, y): x where cond (bool array or tensor) else y
 
 
 def clip(x, lo=None, hi=None):
     if lo is None and hi is None:
         raise ValueError("clip needs lo, hi or both")
     return Clip.apply(x, lo=lo, hi=hi)
-
-
-def maximum(x, y):
-    return Maximum.apply(x, y)
-
-
-def minimum(x, y):
-    return Minimum.apply(x, y)
-
-
-def where(cond, x, y):
-    """x where `cond` (bool array or tensor) else y."""
-    return Where.apply(cond, x, y)
 
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001
@@ -176,7 +131,7 @@ def getitem(x, index):
     if isinstance(index, Tensor):
         index = index.data
     elif isinstance(index, tuple):
-        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        index = tuple(_data(i) for i in index)
     return GetItem.apply(x, index=index)
 
 
@@ -224,7 +179,3 @@ def astype(x, dtype):
     if not np.issubdtype(dtype, np.floating):      # integer tensors never require grad
         return Tensor(_tensor(x).data.astype(dtype))
     return AsType.apply(x, dtype=dtype)
-
-
-def _tensor(x):
-    return x if isinstance(x, Tensor) else Tensor(x)
