@@ -168,9 +168,13 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     """
     leaves = tuple(_leaf(a) for a in (x, gamma, beta))
     settings = read_bn_param(bn_param, leaves[0], "batchnorm_forward")
+    replay = settings.snapshot()
+    # NOTE: in test mode the fused op keeps the statistics it normalised with for its
+    # backward; it gets the snapshot's copies, so a later train-mode call on the same bn_param
+    # (which updates the dict's arrays in place) cannot change this call's gradients.
     with enable_grad(), use_fused(True):
-        out = settings.batch_norm(*leaves)
-    return out.data, BatchNormCache(LayerCache(leaves, out), settings.snapshot())
+        out = (settings if settings.training else replay).batch_norm(*leaves)
+    return out.data, BatchNormCache(LayerCache(leaves, out), replay)
 
 
 def batchnorm_backward(dout, cache):
