@@ -20,7 +20,13 @@ from autotensor import Tensor, no_grad
 from autotensor import sum as at_sum
 
 from . import functional as F
-from .normalization import bn_buffers, load_bn_buffers, read_bn_param, set_bn_mode
+from .normalization import (
+    bn_buffers,
+    load_bn_buffers,
+    new_bn_params,
+    read_bn_param,
+    set_bn_mode,
+)
 
 __all__ = ["TwoLayerNet", "FullyConnectedNet", "ThreeLayerConvNet", "two_layer_net",
            "init_two_layer_model"]
@@ -143,7 +149,7 @@ class FullyConnectedNet(_BatchNormBuffers):
                 self.dropout_param["seed"] = seed
         self.bn_params = []
         if normalization == "batchnorm":
-            self.bn_params = [{"mode": "train"} for _ in range(self.num_layers - 1)]
+            self.bn_params = new_bn_params(self.num_layers - 1)
         elif normalization == "layernorm":
             self.bn_params = [{} for _ in range(self.num_layers - 1)]
 
@@ -217,7 +223,7 @@ class ThreeLayerConvNet(_BatchNormBuffers):
             for i, d in ((1, num_filters), (2, hidden_dim)):
                 self.params[f"gamma{i}"] = np.ones(d)
                 self.params[f"beta{i}"] = np.zeros(d)
-            self.bn_params = [{"mode": "train"}, {"mode": "train"}]
+            self.bn_params = new_bn_params(2)
         for k, v in self.params.items():
             self.params[k] = v.astype(dtype)
 

@@ -123,6 +123,11 @@ def read_bn_param(bn_param, x, caller):
                           bn_param.get("eps", 1e-5), running_mean, running_var)
 
 
+def new_bn_params(n):
+    """A model's `bn_params` list: n dicts in train mode, running statistics not yet created."""
+    return [{"mode": "train"} for _ in range(n)]
+
+
 def set_bn_mode(bn_params, mode):
     """Put every dict of a model's `bn_params` list in `mode` ('train' | 'test')."""
     for bn_param in bn_params:
