@@ -9,7 +9,8 @@ naive loop versions of convolution and pooling (layers_naive.py, re-exported her
 
 Pairs that map onto autotensor's design:
 - `batchnorm_backward` backpropagates through the composite twin's graph (mean, var, sqrt,
-  ... recorded op by op), `batchnorm_backward_alt` through the fused op's closed-form backward;
+  ... recorded op by op when it is first called), `batchnorm_backward_alt` through the fused
+  op's closed-form backward;
 - `conv_*_naive` / `max_pool_*_naive` are loops, `conv_*_fast` / `max_pool_*_fast` the fused ops.
 """
 
@@ -28,6 +29,7 @@ from .layers_naive import (
     max_pool_forward_naive,
     pool_output_shape,
 )
+from .normalization import read_bn_param
 
 __all__ = [
     "affine_forward", "affine_backward", "relu_forward", "relu_backward",
@@ -42,8 +44,9 @@ __all__ = [
 ]
 
 
-class Tape:
-    """What a `_forward` keeps in its cache: its inputs as leaf Tensors and its output Tensor."""
+class LayerCache:
+    """What a `_forward` keeps in its cache: its inputs as leaf Tensors and its output Tensor,
+    the graph recorded between them (not the engine's tape itself)."""
 
     __slots__ = ("inputs", "out")
 
@@ -74,11 +77,11 @@ def _leaf(a):
 
 
 def _record(fn, *arrays):
-    """Run `fn` on leaf Tensors wrapping `arrays`; returns (output array, Tape)."""
+    """Run `fn` on leaf Tensors wrapping `arrays`; returns (output array, LayerCache)."""
     leaves = tuple(_leaf(a) for a in arrays)
     with enable_grad():
         out = fn(*leaves)
-    return out.data, Tape(leaves, out)
+    return out.data, LayerCache(leaves, out)
 
 
 # ---- affine and relu ---------------------------------------------------------------------------
@@ -133,27 +136,23 @@ def svm_loss(x, y):
 
 # ---- normalisation -----------------------------------------------------------------------------
 class BatchNormCache:
-    """batchnorm_forward's cache: the fused op's graph and the composite twin's, same leaves."""
+    """batchnorm_forward's cache: the fused op's recorded graph (`fused`), and the composite
+    twin's graph on the same leaves (`composite()`), recorded when first asked for."""
 
-    __slots__ = ("fused", "composite")
+    __slots__ = ("fused", "_settings", "_composite")
 
-    def __init__(self, fused, composite):
-        self.fused, self.composite = fused, composite
+    def __init__(self, fused, settings):
+        self.fused, self._settings, self._composite = fused, settings, None
 
-
-def _bn_setup(x, bn_param, fn):
-    mode = bn_param.get("mode", "train")
-    if mode not in ("train", "test"):
-        raise ValueError(f"{fn}: bn_param['mode'] must be 'train' or 'test', got {mode!r}")
-    if np.ndim(x) < 2:
-        raise ValueError(f"{fn}: x must have a batch axis and a feature axis, got {np.shape(x)}")
-    d = np.shape(x)[1]
-    dtype = np.asarray(x).dtype
-    # The course starts running statistics at zeros and keeps them in the dict.
-    running_mean = bn_param.setdefault("running_mean", np.zeros(d, dtype=dtype))
-    running_var = bn_param.setdefault("running_var", np.zeros(d, dtype=dtype))
-    return (mode == "train", bn_param.get("momentum", 0.9), bn_param.get("eps", 1e-5),
-            running_mean, running_var)
+    def composite(self):
+        """The twin's graph: the forward call replayed op by op (mean, var, sqrt, ...) on the
+        saved leaves, with settings snapshotted at forward time, so the dict's running
+        statistics are neither read again nor updated a second time."""
+        if self._composite is None:
+            with enable_grad(), use_fused(False):
+                out = self._settings.batch_norm(*self.fused.inputs)
+            self._composite = LayerCache(self.fused.inputs, out)
+        return self._composite
 
 
 def batchnorm_forward(x, gamma, beta, bn_param):
@@ -164,23 +163,23 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     mode: running = momentum * running + (1 - momentum) * batch statistic). Train mode uses the
     batch mean and biased variance, test mode the running statistics.
 
-    The output comes from the fused op. The composite twin's graph is recorded as well (without
-    touching the running statistics) so that `batchnorm_backward` can walk it.
+    The output and the running-statistics update come from the fused op, whose graph is the
+    only one recorded here; `batchnorm_backward` records the composite twin's when called.
     """
-    training, momentum, eps, rm, rv = _bn_setup(x, bn_param, "batchnorm_forward")
     leaves = tuple(_leaf(a) for a in (x, gamma, beta))
-    with enable_grad():
-        with use_fused(True):
-            out = F.batch_norm(*leaves, rm, rv, training=training, momentum=momentum, eps=eps)
-        with use_fused(False):
-            stats = (None, None) if training else (rm, rv)
-            twin = F.batch_norm(*leaves, *stats, training=training, momentum=momentum, eps=eps)
-    return out.data, BatchNormCache(Tape(leaves, out), Tape(leaves, twin))
+    settings = read_bn_param(bn_param, leaves[0], "batchnorm_forward")
+    replay = settings.snapshot()
+    # NOTE: in test mode the fused op keeps the statistics it normalised with for its
+    # backward; it gets the snapshot's copies, so a later train-mode call on the same bn_param
+    # (which updates the dict's arrays in place) cannot change this call's gradients.
+    with enable_grad(), use_fused(True):
+        out = (settings if settings.training else replay).batch_norm(*leaves)
+    return out.data, BatchNormCache(LayerCache(leaves, out), replay)
 
 
 def batchnorm_backward(dout, cache):
     """Returns (dx, dgamma, dbeta), backpropagated op by op through the composite graph."""
-    return cache.composite.backward(dout)
+    return cache.composite().backward(dout)
 
 
 def batchnorm_backward_alt(dout, cache):
@@ -195,10 +194,12 @@ def spatial_batchnorm_forward(x, gamma, beta, bn_param):
     """
     if np.ndim(x) != 4:
         raise ValueError(f"spatial_batchnorm_forward: x must be (N, C, H, W), got {np.shape(x)}")
-    training, momentum, eps, rm, rv = _bn_setup(x, bn_param, "spatial_batchnorm_forward")
+
+    def bn(x, gamma, beta):
+        return read_bn_param(bn_param, x, "spatial_batchnorm_forward").batch_norm(x, gamma, beta)
+
     with use_fused(True):
-        return _record(lambda x, g, b: F.batch_norm(x, g, b, rm, rv, training=training,
-                                                    momentum=momentum, eps=eps), x, gamma, beta)
+        return _record(bn, x, gamma, beta)
 
 
 def spatial_batchnorm_backward(dout, cache):

@@ -21,6 +21,13 @@ from autotensor import sum as at_sum
 from autotensor.fused.geometry import pool2d_output_shape
 
 from . import functional as F
+from .normalization import (
+    bn_buffers,
+    load_bn_buffers,
+    new_bn_params,
+    read_bn_param,
+    set_bn_mode,
+)
 
 __all__ = ["TwoLayerNet", "FullyConnectedNet", "ThreeLayerConvNet", "two_layer_net",
            "init_two_layer_model"]
@@ -56,14 +63,24 @@ def _finish(scores, y, p, weight_names, reg):
     return loss.item(), grads
 
 
-def _bn(h, p, i, bn_param):
-    """Batch norm of layer i with the course's bn_param dict (running stats created as zeros)."""
-    d = h.shape[1]
-    rm = bn_param.setdefault("running_mean", np.zeros(d, dtype=h.dtype))
-    rv = bn_param.setdefault("running_var", np.zeros(d, dtype=h.dtype))
-    return F.batch_norm(h, p[f"gamma{i}"], p[f"beta{i}"], rm, rv,
-                        training=bn_param.get("mode", "train") == "train",
-                        momentum=bn_param.get("momentum", 0.9), eps=bn_param.get("eps", 1e-5))
+def _bn(h, p, i, bn_param, caller):
+    """Batch norm of layer i as the course's bn_param dict asks (its running stats updated)."""
+    return read_bn_param(bn_param, h, caller).batch_norm(h, p[f"gamma{i}"], p[f"beta{i}"])
+
+
+class _BatchNormBuffers:
+    """The running statistics in a model's `bn_params` dicts, as the Solver checkpoints them."""
+
+    @property
+    def buffers(self):
+        """{'bn_params.{i}.running_mean': ndarray, ...}: the live arrays, not copies."""
+        return bn_buffers(self.bn_params)
+
+    def load_buffers(self, arrays):
+        """Set the running statistics from `arrays`, named as `buffers` names them (a name not
+        there yet, before the first training call, is added). Checked before anything is
+        assigned: a mismatch raises ValueError and changes nothing."""
+        load_bn_buffers(self.bn_params, arrays)
 
 
 class TwoLayerNet:
@@ -92,7 +109,7 @@ class TwoLayerNet:
         return _finish(scores, y, p, ("W1", "W2"), self.reg)
 
 
-class FullyConnectedNet:
+class FullyConnectedNet(_BatchNormBuffers):
     """{affine - [batch/layer norm] - relu - [dropout]} x (L - 1) - affine - softmax.
 
     hidden_dims: list of hidden sizes; dropout_keep_ratio: the KEEP probability (1 means no
@@ -124,7 +141,8 @@ class FullyConnectedNet:
                 self.params[f"gamma{i}"] = np.ones(dims[i])
                 self.params[f"beta{i}"] = np.zeros(dims[i])
 
-        # Course-compatible state: the Solver and notebooks read these dicts.
+        # Course-compatible state: notebooks read and set these dicts (e.g. bn_params[i]['mode']);
+        # the Solver checkpoints their arrays through `buffers` / `load_buffers`.
         self.dropout_param = {}
         if self.use_dropout:
             self.dropout_param = {"mode": "train", "p": dropout_keep_ratio}
@@ -132,7 +150,7 @@ class FullyConnectedNet:
                 self.dropout_param["seed"] = seed
         self.bn_params = []
         if normalization == "batchnorm":
-            self.bn_params = [{"mode": "train"} for _ in range(self.num_layers - 1)]
+            self.bn_params = new_bn_params(self.num_layers - 1)
         elif normalization == "layernorm":
             self.bn_params = [{} for _ in range(self.num_layers - 1)]
 
@@ -147,15 +165,14 @@ class FullyConnectedNet:
         if self.use_dropout:
             self.dropout_param["mode"] = mode
         if self.normalization == "batchnorm":
-            for bn_param in self.bn_params:
-                bn_param["mode"] = mode
+            set_bn_mode(self.bn_params, mode)
         p = _leaves(self.params)
         with no_grad() if y is None else nullcontext():
             h = X
             for i in range(1, self.num_layers):
                 h = F.affine(h, p[f"W{i}"], p[f"b{i}"])
                 if self.normalization == "batchnorm":
-                    h = _bn(h, p, i, self.bn_params[i - 1])
+                    h = _bn(h, p, i, self.bn_params[i - 1], "FullyConnectedNet.loss")
                 elif self.normalization == "layernorm":
                     h = F.layer_norm(h, p[f"gamma{i}"], p[f"beta{i}"],
                                      self.bn_params[i - 1].get("eps", 1e-5))
@@ -171,7 +188,7 @@ class FullyConnectedNet:
         return _finish(scores, y, p, weights, self.reg)
 
 
-class ThreeLayerConvNet:
+class ThreeLayerConvNet(_BatchNormBuffers):
     """conv - [spatial bn] - relu - 2x2 max pool - affine - [bn] - relu - affine - softmax.
 
     The conv keeps the spatial size for odd filter sizes (stride 1, pad (filter_size - 1) // 2).
@@ -207,7 +224,7 @@ class ThreeLayerConvNet:
             for i, d in ((1, num_filters), (2, hidden_dim)):
                 self.params[f"gamma{i}"] = np.ones(d)
                 self.params[f"beta{i}"] = np.zeros(d)
-            self.bn_params = [{"mode": "train"}, {"mode": "train"}]
+            self.bn_params = new_bn_params(2)
         for k, v in self.params.items():
             self.params[k] = v.astype(dtype)
 
@@ -216,17 +233,16 @@ class ThreeLayerConvNet:
         X = np.asarray(X).astype(self.dtype, copy=False)
         _check_y("ThreeLayerConvNet.loss", X, y, self.params["W3"].shape[1])
         mode = "test" if y is None else "train"
-        for bn_param in self.bn_params:
-            bn_param["mode"] = mode
+        set_bn_mode(self.bn_params, mode)
         p = _leaves(self.params)
         with no_grad() if y is None else nullcontext():
             h = F.conv2d(X, p["W1"], p["b1"], stride=1, pad=self.conv_param["pad"])
             if self.use_batchnorm:
-                h = _bn(h, p, 1, self.bn_params[0])
+                h = _bn(h, p, 1, self.bn_params[0], "ThreeLayerConvNet.loss")
             h = F.max_pool2d(F.relu(h), 2, 2)
             h = F.affine(h, p["W2"], p["b2"])
             if self.use_batchnorm:
-                h = _bn(h, p, 2, self.bn_params[1])
+                h = _bn(h, p, 2, self.bn_params[1], "ThreeLayerConvNet.loss")
             scores = F.affine(F.relu(h), p["W3"], p["b3"])
         if y is None:
             return scores.data

@@ -1,12 +1,19 @@
-"""Normalisation modules: `BatchNorm1d`, `BatchNorm2d` (fused fast path) and `LayerNorm`.
+"""Batch-norm state: the normalisation modules and the course's `bn_param` dicts.
 
-Batch norm keeps running statistics as buffers (saved in state_dict, not trained), starting at
-mean 0 and variance 1, and updates them in training with the course's convention
+Modules: `BatchNorm1d`, `BatchNorm2d` (fused fast path) and `LayerNorm`. Batch norm keeps
+running statistics as buffers (saved in state_dict, not trained), starting at mean 0 and
+variance 1, and updates them in training with the course's convention
 `running = momentum * running + (1 - momentum) * batch` (momentum 0.9, biased batch variance).
 Evaluation mode normalises with the running statistics.
+
+The course's `bn_param` dicts (nn.layers' batch norms, nn.models' `bn_params` lists) are read,
+switched between modes and named in checkpoints by the helpers at the end of this file, and
+nowhere else.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -69,3 +76,104 @@ class LayerNorm(Module):
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}"
+
+
+# ---- the course's bn_param dict ----------------------------------------------------------------
+class BatchNormParam(NamedTuple):
+    """What one course `bn_param` dict asks of a batch-norm call (see `read_bn_param`)."""
+
+    training: bool
+    momentum: float
+    eps: float
+    running_mean: np.ndarray | None
+    running_var: np.ndarray | None
+
+    def batch_norm(self, x, gamma, beta):
+        """F.batch_norm with these settings; train mode updates the running statistics."""
+        return F.batch_norm(x, gamma, beta, self.running_mean, self.running_var,
+                            training=self.training, momentum=self.momentum, eps=self.eps)
+
+    def snapshot(self):
+        """These settings for replaying the call later without touching the dict's statistics:
+        none in train mode (the batch statistics are used), copies in test mode."""
+        if self.training:
+            return self._replace(running_mean=None, running_var=None)
+        return self._replace(running_mean=self.running_mean.copy(),
+                             running_var=self.running_var.copy())
+
+
+def read_bn_param(bn_param, x, caller):
+    """The settings in the course's `bn_param` dict for a batch norm of x (features on axis 1).
+
+    bn_param: 'mode' ('train' | 'test'; 'train' when absent), optional 'eps' (1e-5) and
+    'momentum' (0.9), 'running_mean' / 'running_var': created as zeros of x's dtype and stored
+    in the dict on first use. The running statistics are then updated in place by
+    `BatchNormParam.batch_norm`, so the dict always holds the current ones (the course writes
+    them back after each call). `caller` names the function in error messages.
+    """
+    mode = bn_param.get("mode", "train")
+    if mode not in ("train", "test"):
+        raise ValueError(f"{caller}: bn_param['mode'] must be 'train' or 'test', got {mode!r}")
+    if x.ndim < 2:
+        raise ValueError(f"{caller}: x must have a batch axis and a feature axis, got {x.shape}")
+    d = x.shape[1]
+    running_mean = bn_param.setdefault("running_mean", np.zeros(d, dtype=x.dtype))
+    running_var = bn_param.setdefault("running_var", np.zeros(d, dtype=x.dtype))
+    return BatchNormParam(mode == "train", bn_param.get("momentum", 0.9),
+                          bn_param.get("eps", 1e-5), running_mean, running_var)
+
+
+def new_bn_params(n):
+    """A model's `bn_params` list: n dicts in train mode, running statistics not yet created."""
+    return [{"mode": "train"} for _ in range(n)]
+
+
+def set_bn_mode(bn_params, mode):
+    """Put every dict of a model's `bn_params` list in `mode` ('train' | 'test')."""
+    for bn_param in bn_params:
+        bn_param["mode"] = mode
+
+
+def bn_buffers(bn_params):
+    """{'bn_params.{i}.{key}': ndarray} for every array in a list of `bn_param` dicts.
+
+    These are the live arrays (running statistics), not copies, under the names checkpoints
+    store them by. Entries that are not dicts are skipped.
+    """
+    return {f"bn_params.{i}.{key}": value
+            for i, bn_param in enumerate(bn_params) if isinstance(bn_param, dict)
+            for key, value in bn_param.items() if isinstance(value, np.ndarray)}
+
+
+def load_bn_buffers(bn_params, arrays):
+    """Put `arrays` (named as `bn_buffers` names them) into the `bn_param` dicts.
+
+    An array a dict already holds is overwritten in place (same shape, its dtype kept); a name
+    it does not hold yet is added as a copy, since the running statistics appear only on the
+    first training call. Every array the dicts hold must be given. Everything is checked before
+    anything is assigned: a mismatch raises ValueError and changes nothing.
+    """
+    current = bn_buffers(bn_params)
+    missing = sorted(set(current) - set(arrays))
+    if missing:
+        raise ValueError(f"the buffers {sorted(arrays)} differ from the model's "
+                         f"{sorted(current)} (missing {missing})")
+    added = {}
+    for name, a in arrays.items():
+        if name in current:
+            if np.shape(a) != current[name].shape:
+                raise ValueError(f"buffer {name!r} has shape {np.shape(a)}, the model's has "
+                                 f"shape {current[name].shape}")
+            continue
+        parts = name.split(".", 2)
+        if (len(parts) != 3 or parts[0] != "bn_params" or not parts[1].isdigit()
+                or int(parts[1]) >= len(bn_params)
+                or not isinstance(bn_params[int(parts[1])], dict)):
+            raise ValueError(f"buffer {name!r} does not exist in the model")
+        added[name] = (int(parts[1]), parts[2])
+    for name, a in arrays.items():
+        if name in current:
+            current[name][...] = a
+        else:
+            i, key = added[name]
+            bn_params[i][key] = np.array(a, copy=True)

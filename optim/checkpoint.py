@@ -13,11 +13,17 @@ if the process dies mid-write.
 Integrity: every zip entry carries a CRC-32 that is checked when the entry is read, so a
 truncated or bit-flipped file raises a ValueError naming the file instead of yielding wrong
 numbers. `load_checkpoint` reads every entry before returning.
+
+The Solver's schema (which arrays and metadata a `Solver` checkpoint holds, version 1; the
+table is in docs/training.md) is defined here too: `pack_solver` writes it, `unpack_solver`
+checks a loaded file against a solver and its model, and `model_buffers` /
+`load_model_buffers` are how a model's running statistics get in and out.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import secrets
@@ -25,9 +31,15 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["save_checkpoint", "load_checkpoint", "META_KEY"]
+from autotensor.nn.normalization import bn_buffers, load_bn_buffers
+
+__all__ = ["save_checkpoint", "load_checkpoint", "META_KEY", "pack_solver", "unpack_solver",
+           "model_buffers", "load_model_buffers", "naming_errors"]
 
 META_KEY = "__meta__"
+CHECKPOINT_FORMAT = "autotensor.Solver"
+CHECKPOINT_VERSION = 1
+_STATE_SHAPED = ("velocity", "cache", "m", "v")      # rule state arrays shaped like the weight
 
 
 def save_checkpoint(path, arrays, meta):
@@ -126,3 +138,151 @@ def load_checkpoint(path):
         raise ValueError(f"checkpoint {path!r}: metadata is a {type(meta).__name__}, "
                          "expected a JSON object")
     return arrays, meta
+
+
+# ---- the Solver's checkpoint schema ------------------------------------------------------------
+def pack_solver(solver):
+    """(arrays, meta) holding everything a `Solver` needs to resume, in the version-1 layout."""
+    params = solver.model.params
+    arrays = {f"params/{k}": np.asarray(v) for k, v in params.items()}
+    arrays.update({f"best/{k}": v for k, v in solver.best_params.items()})
+    scalars, array_keys = {}, {}
+    for name, config in solver.optim_configs.items():
+        scalars[name], array_keys[name] = {}, []
+        for key, value in config.items():
+            if isinstance(value, np.ndarray):
+                arrays[f"optim/{name}/{key}"] = value
+                array_keys[name].append(key)
+            else:
+                scalars[name][key] = _json_scalar(value, f"optim config {name}.{key}")
+    buffers = model_buffers(solver.model)
+    arrays.update({f"buffers/{k}": np.asarray(v) for k, v in buffers.items()})
+    arrays["history/loss"] = np.asarray(solver.loss_history, dtype=np.float64)
+    arrays["history/train_acc"] = np.asarray(solver.train_acc_history, dtype=np.float64)
+    arrays["history/val_acc"] = np.asarray(solver.val_acc_history, dtype=np.float64)
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    arrays["rng/keys"] = keys
+    meta = {
+        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "epoch": solver.epoch,
+        "update_rule": solver.update_rule.__name__, "lr_decay": float(solver.lr_decay),
+        "batch_size": solver.batch_size, "num_epochs": solver.num_epochs,
+        "num_train_samples": solver.num_train_samples,
+        "num_val_samples": solver.num_val_samples, "best_val_acc": float(solver.best_val_acc),
+        "param_names": list(params), "best_names": list(solver.best_params),
+        "buffer_names": list(buffers), "optim_scalars": scalars, "optim_arrays": array_keys,
+        "rng": {"kind": kind, "pos": int(pos), "has_gauss": int(has_gauss),
+                "cached_gaussian": float(cached)},
+    }
+    return arrays, meta
+
+
+def unpack_solver(solver, arrays, meta):
+    """Check loaded (arrays, meta) against `solver` and its model; return the state to assign:
+    params, best, optim_configs, buffers, rng (None of it is assigned here). The buffers are
+    checked by `load_model_buffers` itself, when they are assigned."""
+    if meta.get("format") != CHECKPOINT_FORMAT or meta.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"not a {CHECKPOINT_FORMAT} checkpoint of version "
+                         f"{CHECKPOINT_VERSION} (format {meta.get('format')!r}, version "
+                         f"{meta.get('version')!r})")
+    epoch = meta["epoch"]
+    if type(epoch) is not int or epoch < 0:          # a JSON integer (bool excluded)
+        raise ValueError(f"epoch {epoch!r} is not an integer >= 0")
+    if not isinstance(meta["best_val_acc"], (int, float)):
+        raise ValueError(f"best_val_acc {meta['best_val_acc']!r} is not a number")
+    if meta["update_rule"] != solver.update_rule.__name__:
+        raise ValueError(f"it was written with update rule {meta['update_rule']!r}, this "
+                         f"solver uses {solver.update_rule.__name__!r}")
+    params = solver.model.params
+    names, mine = list(meta["param_names"]), set(params)
+    if set(names) != mine:
+        raise ValueError(f"its parameters {sorted(names)} differ from the model's "
+                         f"{sorted(mine)}")
+    used = set()
+
+    def take(key, shape=None):
+        if key not in arrays:
+            raise ValueError(f"array {key!r} is missing")
+        a = arrays[key]
+        if shape is not None and a.shape != shape:
+            raise ValueError(f"array {key!r} has shape {a.shape}, the model expects {shape}")
+        used.add(key)
+        return a
+
+    def weights(key, name):
+        a = take(key, np.shape(params[name]))
+        if not np.issubdtype(a.dtype, np.floating):
+            raise ValueError(f"array {key!r} has dtype {a.dtype}, expected floating point")
+        return a.astype(np.asarray(params[name]).dtype)
+
+    state = {"params": {n: weights(f"params/{n}", n) for n in names}}
+    best = list(meta["best_names"])
+    if best and set(best) != mine:
+        raise ValueError(f"its best params {sorted(best)} differ from the model's "
+                         f"{sorted(mine)}")
+    state["best"] = {n: weights(f"best/{n}", n) for n in best}
+    configs = {}
+    for n in names:
+        configs[n] = copy.deepcopy(dict(meta["optim_scalars"][n]))
+        for key in meta["optim_arrays"][n]:
+            shape = np.shape(params[n]) if key in _STATE_SHAPED else None
+            configs[n][key] = take(f"optim/{n}/{key}", shape).copy()
+    state["optim_configs"] = configs
+    state["buffers"] = {n: take(f"buffers/{n}") for n in meta["buffer_names"]}
+    hist = [take(f"history/{h}") for h in ("loss", "train_acc", "val_acc")]
+    if any(h.ndim != 1 or not np.issubdtype(h.dtype, np.floating) for h in hist):
+        raise ValueError("history arrays must be 1-d floating point")
+    if len(hist[1]) != len(hist[2]):
+        raise ValueError(f"train/val accuracy histories have lengths {len(hist[1])} "
+                         f"and {len(hist[2])}")
+    state["history"] = {h: a.tolist() for h, a in zip(("loss", "train_acc", "val_acc"), hist)}
+    rng = meta["rng"]
+    keys = take("rng/keys", (624,))
+    if keys.dtype != np.uint32:
+        raise ValueError(f"array 'rng/keys' has dtype {keys.dtype}, expected uint32")
+    state["rng"] = (str(rng["kind"]), keys, int(rng["pos"]), int(rng["has_gauss"]),
+                    float(rng["cached_gaussian"]))
+    extra = sorted(set(arrays) - used)
+    if extra:
+        raise ValueError(f"unexpected array(s) {extra}")
+    return state
+
+
+@contextlib.contextmanager
+def naming_errors(path):
+    """Re-raise anything wrong inside as a ValueError naming the checkpoint file."""
+    try:
+        yield
+    except (KeyError, TypeError, AttributeError, IndexError) as e:
+        raise ValueError(f"checkpoint {os.fspath(path)!r}: malformed metadata "
+                         f"({type(e).__name__}: {e})") from e
+    except ValueError as e:
+        raise ValueError(f"checkpoint {os.fspath(path)!r}: {e}") from e
+
+
+def model_buffers(model):
+    """{name: ndarray} of the arrays a model keeps outside `params` (running statistics).
+
+    A model with a `buffers` / `load_buffers` pair (the course models in nn.models,
+    `ModuleModel`) names its own; for any other course-style model, the arrays in its
+    `bn_params` dicts are read as nn.models' models read theirs.
+    """
+    if callable(getattr(model, "load_buffers", None)):
+        return dict(model.buffers)
+    return bn_buffers(getattr(model, "bn_params", None) or [])
+
+
+def load_model_buffers(model, arrays):
+    """Assign `arrays` (named as `model_buffers` names them); checks everything first."""
+    if callable(getattr(model, "load_buffers", None)):
+        model.load_buffers(arrays)
+    else:
+        load_bn_buffers(getattr(model, "bn_params", None) or [], arrays)
+
+
+def _json_scalar(value, what):
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise ValueError(f"cannot checkpoint {what} of type {type(value).__name__}: only arrays and "
+                     "numbers/strings are saved")

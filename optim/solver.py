@@ -18,19 +18,17 @@ from __future__ import annotations
 import copy
 import os
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 
 import numpy as np
 
-from autotensor import Tensor, no_grad
+from autotensor import Tensor
 
 from . import checkpoint, rules
+from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION  # noqa: F401  (importable here)
+from .module_model import ModuleModel
 
 __all__ = ["Solver", "ModuleModel"]
-
-CHECKPOINT_FORMAT = "autotensor.Solver"
-CHECKPOINT_VERSION = 1
-_STATE_SHAPED = ("velocity", "cache", "m", "v")      # rule state arrays shaped like the weight
 
 
 class Solver:
@@ -175,39 +173,10 @@ class Solver:
         if self.best_params:
             self.model.params = {k: v.copy() for k, v in self.best_params.items()}
 
-    # ---- checkpoints ---------------------------------------------------------------------------
+    # ---- checkpoints (the format: optim/checkpoint.py) -----------------------------------------
     def save_checkpoint(self, path):
         """Write everything needed to resume (see docs/training.md) atomically to `path`."""
-        params = self.model.params
-        arrays = {f"params/{k}": np.asarray(v) for k, v in params.items()}
-        arrays.update({f"best/{k}": v for k, v in self.best_params.items()})
-        scalars, array_keys = {}, {}
-        for name, config in self.optim_configs.items():
-            scalars[name], array_keys[name] = {}, []
-            for key, value in config.items():
-                if isinstance(value, np.ndarray):
-                    arrays[f"optim/{name}/{key}"] = value
-                    array_keys[name].append(key)
-                else:
-                    scalars[name][key] = _json_scalar(value, f"optim config {name}.{key}")
-        buffers = _Buffers(self.model).current()
-        arrays.update({f"buffers/{k}": np.asarray(v) for k, v in buffers.items()})
-        arrays["history/loss"] = np.asarray(self.loss_history, dtype=np.float64)
-        arrays["history/train_acc"] = np.asarray(self.train_acc_history, dtype=np.float64)
-        arrays["history/val_acc"] = np.asarray(self.val_acc_history, dtype=np.float64)
-        kind, keys, pos, has_gauss, cached = np.random.get_state()
-        arrays["rng/keys"] = keys
-        meta = {
-            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "epoch": self.epoch,
-            "update_rule": self.update_rule.__name__, "lr_decay": float(self.lr_decay),
-            "batch_size": self.batch_size, "num_epochs": self.num_epochs,
-            "num_train_samples": self.num_train_samples,
-            "num_val_samples": self.num_val_samples, "best_val_acc": float(self.best_val_acc),
-            "param_names": list(params), "best_names": list(self.best_params),
-            "buffer_names": list(buffers), "optim_scalars": scalars, "optim_arrays": array_keys,
-            "rng": {"kind": kind, "pos": int(pos), "has_gauss": int(has_gauss),
-                    "cached_gaussian": float(cached)},
-        }
+        arrays, meta = checkpoint.pack_solver(self)
         return checkpoint.save_checkpoint(path, arrays, meta)
 
     def load_checkpoint(self, path, restore_rng=True):
@@ -215,186 +184,21 @@ class Solver:
         checkpoint (and numpy's global RNG state if `restore_rng`), so `train()` continues
         from the next epoch. Everything is validated before anything is assigned."""
         arrays, meta = checkpoint.load_checkpoint(path)
-        try:
-            state = self._validate_checkpoint(arrays, meta)
-        except (KeyError, TypeError, AttributeError, IndexError) as e:
-            raise ValueError(f"checkpoint {path!r}: malformed metadata "
-                             f"({type(e).__name__}: {e})") from e
-        except ValueError as e:
-            raise ValueError(f"checkpoint {path!r}: {e}") from e
-        # Validated: assign (none of this can fail part-way).
+        with checkpoint.naming_errors(path):
+            state = checkpoint.unpack_solver(self, arrays, meta)
+            # The first assignment: it checks every buffer before setting any, and nothing
+            # assigned after it can fail.
+            checkpoint.load_model_buffers(self.model, state["buffers"])
         self.model.params = state["params"]
-        _Buffers(self.model).assign(state["buffers"])
         self.optim_configs = state["optim_configs"]
         self.best_params = state["best"]
         self.epoch = meta["epoch"]
         self.best_val_acc = meta["best_val_acc"]
-        self.loss_history = arrays["history/loss"].tolist()
-        self.train_acc_history = arrays["history/train_acc"].tolist()
-        self.val_acc_history = arrays["history/val_acc"].tolist()
-        if restore_rng and state["rng"] is not None:
+        self.loss_history = state["history"]["loss"]
+        self.train_acc_history = state["history"]["train_acc"]
+        self.val_acc_history = state["history"]["val_acc"]
+        if restore_rng:
             np.random.set_state(state["rng"])
-
-    def _validate_checkpoint(self, arrays, meta):
-        """Check a loaded checkpoint against this solver's model; return the state to assign."""
-        if meta.get("format") != CHECKPOINT_FORMAT or meta.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"not a {CHECKPOINT_FORMAT} checkpoint of version "
-                             f"{CHECKPOINT_VERSION} (format {meta.get('format')!r}, version "
-                             f"{meta.get('version')!r})")
-        epoch = meta["epoch"]
-        if not _is_int(epoch) or epoch < 0:
-            raise ValueError(f"epoch {epoch!r} is not an integer >= 0")
-        if not isinstance(meta["best_val_acc"], (int, float)):
-            raise ValueError(f"best_val_acc {meta['best_val_acc']!r} is not a number")
-        if meta["update_rule"] != self.update_rule.__name__:
-            raise ValueError(f"it was written with update rule {meta['update_rule']!r}, this "
-                             f"solver uses {self.update_rule.__name__!r}")
-        params = self.model.params
-        names, mine = list(meta["param_names"]), set(params)
-        if set(names) != mine:
-            raise ValueError(f"its parameters {sorted(names)} differ from the model's "
-                             f"{sorted(mine)}")
-        used = set()
-
-        def take(key, shape=None):
-            if key not in arrays:
-                raise ValueError(f"array {key!r} is missing")
-            a = arrays[key]
-            if shape is not None and a.shape != shape:
-                raise ValueError(f"array {key!r} has shape {a.shape}, the model expects {shape}")
-            used.add(key)
-            return a
-
-        def weights(key, name):
-            a = take(key, np.shape(params[name]))
-            if not np.issubdtype(a.dtype, np.floating):
-                raise ValueError(f"array {key!r} has dtype {a.dtype}, expected floating point")
-            return a.astype(np.asarray(params[name]).dtype)
-
-        state = {"params": {n: weights(f"params/{n}", n) for n in names}}
-        best = list(meta["best_names"])
-        if best and set(best) != mine:
-            raise ValueError(f"its best params {sorted(best)} differ from the model's "
-                             f"{sorted(mine)}")
-        state["best"] = {n: weights(f"best/{n}", n) for n in best}
-        configs = {}
-        for n in names:
-            configs[n] = copy.deepcopy(dict(meta["optim_scalars"][n]))
-            for key in meta["optim_arrays"][n]:
-                shape = np.shape(params[n]) if key in _STATE_SHAPED else None
-                configs[n][key] = take(f"optim/{n}/{key}", shape).copy()
-        state["optim_configs"] = configs
-        state["buffers"] = {n: take(f"buffers/{n}") for n in meta["buffer_names"]}
-        _Buffers(self.model).check(state["buffers"])
-        hist = [take(f"history/{h}") for h in ("loss", "train_acc", "val_acc")]
-        if any(h.ndim != 1 or not np.issubdtype(h.dtype, np.floating) for h in hist):
-            raise ValueError("history arrays must be 1-d floating point")
-        if len(hist[1]) != len(hist[2]):
-            raise ValueError(f"train/val accuracy histories have lengths {len(hist[1])} "
-                             f"and {len(hist[2])}")
-        rng = meta["rng"]
-        keys = take("rng/keys", (624,))
-        if keys.dtype != np.uint32:
-            raise ValueError(f"array 'rng/keys' has dtype {keys.dtype}, expected uint32")
-        state["rng"] = (str(rng["kind"]), keys, int(rng["pos"]), int(rng["has_gauss"]),
-                        float(rng["cached_gaussian"]))
-        extra = sorted(set(arrays) - used)
-        if extra:
-            raise ValueError(f"unexpected array(s) {extra}")
-        return state
-
-
-class ModuleModel:
-    """An `nn.Module` plus a loss function, seen as a course model so the `Solver` can train it.
-
-    `params` is a dict-like view name -> ndarray over `module.named_parameters()`: reading gives
-    the Parameter's own array (shared, not copied) and assigning copies into it, so the Solver's
-    updates land in the module. `loss(X, y)` runs the module in train mode, calls
-    `loss_fn(scores, y)` (a scalar Tensor), backpropagates and returns (float loss, grads);
-    `loss(X)` runs it in eval mode without recording and returns the scores as an ndarray.
-    Buffers (batch-norm running statistics) are exposed as `buffers` for checkpoints.
-
-        model = optim.ModuleModel(net, F.softmax_cross_entropy)
-        Solver(model, data, update_rule='adam').train()
-    """
-
-    def __init__(self, module, loss_fn):
-        if not hasattr(module, "named_parameters") or not callable(module):
-            raise ValueError(f"ModuleModel needs an nn.Module, got {type(module).__name__}")
-        self.module, self.loss_fn = module, loss_fn
-        self._tensors = dict(module.named_parameters())
-        if not self._tensors:
-            raise ValueError("the module has no parameters to train")
-        self._view = _ParamView(self._tensors)
-
-    @property
-    def params(self):
-        return self._view
-
-    @params.setter
-    def params(self, values):
-        self._view.assign(values)
-
-    @property
-    def buffers(self):
-        """{dotted name: ndarray} of the module's buffers (the live arrays, not copies)."""
-        named = getattr(self.module, "named_buffers", None)
-        return dict(named()) if named is not None else {}
-
-    def loss(self, X, y=None):
-        dtype = next(iter(self._tensors.values())).dtype
-        x = Tensor(np.asarray(X, dtype=dtype))
-        if y is None:
-            self.module.eval()
-            with no_grad():
-                return self.module(x).data
-        self.module.train()
-        for p in self._tensors.values():
-            p.grad = None
-        loss = self.loss_fn(self.module(x), y)
-        loss.backward()
-        grads = {n: (p.grad if p.grad is not None else np.zeros_like(p.data))
-                 for n, p in self._tensors.items()}
-        return float(loss.data), grads
-
-
-class _ParamView(MutableMapping):
-    """name -> parameter.data; assignment copies into the parameter's array (shape-checked)."""
-
-    def __init__(self, tensors):
-        self._tensors, self._what = tensors, "parameter"
-
-    def __getitem__(self, name):
-        return self._tensors[name].data
-
-    def __setitem__(self, name, value):
-        t = self._tensors[name]
-        value = np.asarray(value.data if isinstance(value, Tensor) else value)
-        if value.shape != t.data.shape:
-            raise ValueError(f"{self._what} {name!r} has shape {t.data.shape}, got an array of "
-                             f"shape {value.shape}")
-        t.data[...] = value
-
-    def assign(self, values):
-        """Replace all entries at once (keys must match; checked before anything is copied)."""
-        if set(values) != set(self._tensors):
-            raise ValueError(f"expected {self._what}s {sorted(self._tensors)}, got "
-                             f"{sorted(values)}")
-        for name, value in values.items():
-            if np.shape(value) != self._tensors[name].data.shape:
-                raise ValueError(f"{self._what} {name!r} has shape "
-                                 f"{self._tensors[name].data.shape}, got {np.shape(value)}")
-        for name, value in values.items():
-            self[name] = value
-
-    def __delitem__(self, name):
-        raise TypeError(f"cannot delete a {self._what} of a module")
-
-    def __iter__(self):
-        return iter(self._tensors)
-
-    def __len__(self):
-        return len(self._tensors)
 
 
 # ---- helpers -----------------------------------------------------------------------------------
@@ -417,65 +221,6 @@ def _check_data(data):
             raise ValueError(f"X_{split} has shape {X.shape} and y_{split} has shape {y.shape}; "
                              f"need N >= 1 samples and y of shape (N,)")
     return X_train, y_train, X_val, y_val
-
-
-class _Buffers:
-    """Arrays a model keeps outside `params` (running statistics), saved in checkpoints.
-
-    Either `model.buffers` (a mapping, as `ModuleModel` has: names fixed by the model) or the
-    ndarrays inside the course models' `bn_params` dicts, which appear on the first forward
-    pass; a fresh model therefore accepts `bn_params.{i}.{key}` entries it does not have yet.
-    """
-
-    def __init__(self, model):
-        self.model = model
-        self.fixed = isinstance(getattr(model, "buffers", None), Mapping)
-
-    def current(self):
-        if self.fixed:
-            return dict(self.model.buffers)
-        out = {}
-        for i, bn in enumerate(getattr(self.model, "bn_params", None) or []):
-            if isinstance(bn, dict):
-                out.update({f"bn_params.{i}.{k}": v for k, v in bn.items()
-                            if isinstance(v, np.ndarray)})
-        return out
-
-    def check(self, arrays):
-        """Raise ValueError unless `arrays` (name -> ndarray) can be assigned to the model."""
-        current = self.current()
-        missing, extra = sorted(set(current) - set(arrays)), sorted(set(arrays) - set(current))
-        if missing or (self.fixed and extra):
-            raise ValueError(f"its buffers {sorted(arrays)} differ from the model's "
-                             f"{sorted(current)}")
-        for name in extra:
-            parts = name.split(".", 2)
-            bn_params = getattr(self.model, "bn_params", None) or []
-            if (len(parts) != 3 or parts[0] != "bn_params" or not parts[1].isdigit()
-                    or int(parts[1]) >= len(bn_params)):
-                raise ValueError(f"buffer {name!r} does not exist in the model")
-        for name, a in arrays.items():
-            if name in current and a.shape != np.shape(current[name]):
-                raise ValueError(f"buffer {name!r} has shape {a.shape}, the model's has shape "
-                                 f"{np.shape(current[name])}")
-
-    def assign(self, arrays):
-        current = self.current()
-        for name, a in arrays.items():
-            if name in current:
-                current[name][...] = a
-            else:
-                _, i, key = name.split(".", 2)
-                self.model.bn_params[int(i)][key] = a.copy()
-
-
-def _json_scalar(value, what):
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    raise ValueError(f"cannot checkpoint {what} of type {type(value).__name__}: only arrays and "
-                     "numbers/strings are saved")
 
 
 def _is_int(x):

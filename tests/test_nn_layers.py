@@ -174,6 +174,33 @@ def test_batchnorm_backward_and_alt_agree():
         assert rel_error(a, b) < 1e-10
 
 
+def test_batchnorm_backward_replays_the_forward_call_without_touching_bn_param():
+    """batchnorm_backward records the twin from the cache: it neither updates the running
+    statistics again nor reads ones changed since the forward call."""
+    rng = np.random.default_rng(6)
+    x = 3 * rng.standard_normal((20, 4)) + 2
+    gamma, beta, dout = rng.standard_normal(4), rng.standard_normal(4), rng.standard_normal((20, 4))
+    bn_param = {"mode": "train"}
+    _, cache = L.batchnorm_forward(x, gamma, beta, bn_param)
+    after_forward = {k: bn_param[k].copy() for k in ("running_mean", "running_var")}
+    first = L.batchnorm_backward(dout, cache)
+    for k, v in after_forward.items():
+        np.testing.assert_array_equal(bn_param[k], v)
+    for a, b in zip(first, L.batchnorm_backward(dout, cache), strict=True):
+        np.testing.assert_array_equal(a, b)             # recorded once, backward repeatable
+
+    bn_param["mode"] = "test"
+    out, cache = L.batchnorm_forward(x, gamma, beta, bn_param)
+    bn_param["mode"] = "train"
+    L.batchnorm_forward(x + 5, gamma, beta, bn_param)   # moves the running stats in place
+    dx, dgamma, _ = L.batchnorm_backward(dout, cache)
+    scale = 1 / np.sqrt(after_forward["running_var"] + 1e-5)
+    np.testing.assert_allclose(dx, dout * gamma * scale, rtol=1e-12)
+    np.testing.assert_allclose(dgamma, (dout * (out - beta) / gamma).sum(axis=0), rtol=1e-10)
+    for a, b in zip((dx, dgamma), L.batchnorm_backward_alt(dout, cache), strict=False):
+        assert rel_error(a, b) < 1e-12
+
+
 def test_bad_batchnorm_mode():
     with pytest.raises(ValueError, match="mode"):
         L.batchnorm_forward(np.zeros((2, 3)), np.ones(3), np.zeros(3), {"mode": "eval"})

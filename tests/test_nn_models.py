@@ -280,6 +280,42 @@ def test_batchnorm_net_uses_running_statistics_in_test_mode():
     np.testing.assert_allclose(model.loss(X[:1]), scores[:1], rtol=1e-12)
 
 
+def test_batchnorm_models_expose_their_running_statistics_as_buffers():
+    np.random.seed(9)
+    X, y = _data(8, 6, 3)
+    model = FullyConnectedNet([5, 4], input_dim=6, num_classes=3, normalization="batchnorm",
+                              dtype=np.float64)
+    assert model.buffers == {}                       # the course creates them on first use
+    model.loss(X, y)
+    buffers = model.buffers
+    assert sorted(buffers) == [f"bn_params.{i}.running_{s}" for i in (0, 1)
+                               for s in ("mean", "var")]
+    assert buffers["bn_params.1.running_var"] is model.bn_params[1]["running_var"]   # live
+
+    fresh = FullyConnectedNet([5, 4], input_dim=6, num_classes=3, normalization="batchnorm",
+                              dtype=np.float64)
+    fresh.load_buffers({k: v + 1 for k, v in buffers.items()})
+    np.testing.assert_array_equal(fresh.bn_params[0]["running_mean"],
+                                  model.bn_params[0]["running_mean"] + 1)
+    assert fresh.bn_params[0]["mode"] == "train"
+    before = {k: v.copy() for k, v in fresh.buffers.items()}
+    bad = [({**buffers, "bn_params.0.running_mean": np.zeros(4)}, r"shape \(4,\)"),
+           ({**buffers, "bn_params.2.running_mean": np.zeros(4)}, "does not exist"),
+           ({"bn_params.0.running_mean": np.zeros(5)}, "missing")]
+    for arrays, match in bad:
+        with pytest.raises(ValueError, match=match):
+            fresh.load_buffers(arrays)
+        for k, v in fresh.buffers.items():
+            np.testing.assert_array_equal(v, before[k])     # nothing assigned
+    conv = ThreeLayerConvNet(input_dim=(1, 4, 4), num_filters=2, filter_size=3, hidden_dim=3,
+                             num_classes=4, use_batchnorm=True)
+    conv.loss(np.random.randn(2, 1, 4, 4), np.array([0, 3]))
+    assert sorted(conv.buffers) == [f"bn_params.{i}.running_{s}" for i in (0, 1)
+                                    for s in ("mean", "var")]
+    layernorm = FullyConnectedNet([5], input_dim=6, num_classes=3, normalization="layernorm")
+    assert layernorm.buffers == {}
+
+
 def test_dropout_seed_fixes_the_mask_and_no_seed_varies_it():
     np.random.seed(6)
     X, y = _data(10, 6, 3)

@@ -137,6 +137,30 @@ def test_resume_a_module_model_exactly(tmp_path):
                                   full.model.module.bn.running_var)
 
 
+def test_course_model_buffers_keep_their_names_and_resume(tmp_path):
+    """nn.models' running statistics are stored as `buffers/bn_params.{i}.{key}` (the names
+    earlier versions wrote), and load into a fresh model that has not created them yet."""
+    def solver_for(**kw):
+        np.random.seed(4)
+        model = nn.models.FullyConnectedNet([6], input_dim=4, num_classes=3,
+                                            normalization="batchnorm", dtype=np.float64)
+        return optim.Solver(model, make_data(), **{**KW, **kw})
+
+    full = solver_for(checkpoint_name=str(tmp_path / "fc"))
+    full.train()
+    arrays, meta = checkpoint.load_checkpoint(tmp_path / "fc_epoch_1.npz")
+    assert meta["buffer_names"] == ["bn_params.0.running_mean", "bn_params.0.running_var"]
+    assert {k for k in arrays if k.startswith("buffers/")} == {
+        "buffers/bn_params.0.running_mean", "buffers/bn_params.0.running_var"}
+    resumed = solver_for()
+    assert "running_mean" not in resumed.model.bn_params[0]
+    resumed.load_checkpoint(tmp_path / "fc_epoch_1.npz")
+    resumed.train()
+    assert resumed.loss_history == full.loss_history
+    for k in ("running_mean", "running_var"):
+        np.testing.assert_array_equal(resumed.model.bn_params[0][k], full.model.bn_params[0][k])
+
+
 def test_restore_rng_false_leaves_the_global_rng_alone(run):
     _, prefix = run
     np.random.seed(4)
@@ -233,6 +257,16 @@ def test_wrong_shape_for_the_model(run, tmp_path):
     path = rewrite(f"{prefix}_epoch_1.npz", tmp_path / "shape2.npz",
                    lambda a, m: a.update({"optim/b/m": np.zeros(4)}))
     expect_refused(path, r"'optim/b/m' has shape \(4,\)")
+
+
+def test_a_buffer_the_model_cannot_hold_changes_nothing(run, tmp_path):
+    _, prefix = run
+
+    def unknown(a, m):
+        a["buffers/bn_params.3.running_mean"] = np.zeros(4)
+        m["buffer_names"].append("bn_params.3.running_mean")
+    expect_refused(rewrite(f"{prefix}_epoch_1.npz", tmp_path / "bname.npz", unknown),
+                   "'bn_params.3.running_mean' does not exist")
 
 
 def test_late_problem_still_changes_nothing(run, tmp_path):
