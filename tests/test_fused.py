@@ -518,3 +518,16 @@ def test_maxpool_backward_kernels_agree(window, hw):
         results.append(kernel_set["maxpool_backward"](g, arg, *hw, *window))
     for dx in results[1:]:     # overlapping windows may sum in another order: not bit-equal
         np.testing.assert_allclose(dx, results[0], rtol=1e-12, atol=1e-15)
+
+
+def test_batch_norm_eval_gradient_unchanged_by_a_later_training_update():
+    """The eval-mode node saves copies of the running statistics, not the live buffers."""
+    rng = np.random.default_rng(0)
+    x = at.Tensor(rng.standard_normal((6, 3)), requires_grad=True)
+    gamma, beta = at.Tensor(np.ones(3), requires_grad=True), at.Tensor(np.zeros(3))
+    mean, var = rng.standard_normal(3), rng.uniform(0.5, 2, 3)
+    expected = np.ones((6, 3)) / np.sqrt(var + 1e-5)
+    out = at.fused.batch_norm(x, gamma, beta, mean, var, training=False)
+    at.fused.batch_norm(at.Tensor(rng.standard_normal((6, 3)) * 5), gamma, beta, mean, var)
+    out.sum().backward()
+    np.testing.assert_allclose(x.grad, expected, rtol=1e-12)

@@ -43,8 +43,10 @@ class BatchNormFn(Function):
 
     def forward(self, x, gamma, beta, running_mean, running_var, training, momentum, eps):
         gamma, beta = np.asarray(gamma, np.float64), np.asarray(beta, np.float64)
-        stats = () if training else (np.asarray(running_mean, np.float64),
-                                     np.asarray(running_var, np.float64))
+        # NOTE: eval mode copies the running statistics it saves: a later training call
+        # updates those buffers in place, which must not change this node's gradient.
+        stats = () if training else (np.array(running_mean, np.float64),
+                                     np.array(running_var, np.float64))
         out, mean, var = kernels.bn_forward(x, gamma, beta, eps, *stats)
         if training:
             update_running(running_mean, momentum, mean)
