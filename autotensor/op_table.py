@@ -8,7 +8,8 @@ pairs and several axes. Readers:
 - tests/test_ops_gradcheck.py: gradcheck of every row (and of every twin), float32 kept float32
   through every node, and a meta-test that fails when a public op has no row;
 - tests/test_fused.py: fused == twin (forward and gradients) for every row with a twin;
-- `python -m autotensor verify`: fused == twin == numerical for the rows with a twin.
+- `python -m autotensor verify`: fused == twin == numerical for the rows with a twin and a
+  numerical check.
 
 Ops are named as a user writes them: "exp" (`at.exp`, in `autotensor.ops.__all__`), "F.affine"
 (`autotensor.nn.functional`), "fused.conv2d" (`autotensor.fused`; nn.functional re-exports it).
