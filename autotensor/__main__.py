@@ -156,55 +156,30 @@ def _out_dir(path):
 
 
 # ---- verify -------------------------------------------------------------------------------------
-def _verify_cases(rng):
-    """(label, fused-op function, inputs) on small float64 inputs that stay off kinks/ties."""
-    from autotensor import fused
-
-    def t(*shape):
-        import autotensor as at
-        return at.Tensor(rng.standard_normal(shape), requires_grad=True)
-
-    def distinct(*shape):          # max pool: no ties, so its gradient is well defined
-        import autotensor as at
-        n = int(np.prod(shape))
-        return at.Tensor((rng.permutation(n) * 0.1).reshape(shape), requires_grad=True)
-
-    return [
-        ("conv2d 3x3 stride 1 pad 1", lambda x, w, b: fused.conv2d(x, w, b, 1, 1),
-         [t(2, 3, 6, 6), t(4, 3, 3, 3), t(4)]),
-        ("conv2d 2x3 stride 2 pad 2", lambda x, w: fused.conv2d(x, w, None, 2, 2),
-         [t(1, 2, 7, 5), t(3, 2, 2, 3)]),
-        ("max_pool2d 2x2 (tiling)", lambda x: fused.max_pool2d(x, 2), [distinct(2, 2, 4, 6)]),
-        ("max_pool2d 3x3 stride 2", lambda x: fused.max_pool2d(x, 3, 2), [distinct(1, 2, 7, 7)]),
-        ("batch_norm (N, D)", lambda x, g, b: fused.batch_norm(x, g, b), [t(6, 4), t(4), t(4)]),
-        ("batch_norm (N, C, H, W)", lambda x, g, b: fused.batch_norm(x, g, b),
-         [t(3, 2, 3, 3), t(2), t(2)]),
-    ]
-
-
 def verify(args):
+    """The fused rows of autotensor/op_table.py that have a numerical check: fused == twin on
+    the forward and every gradient, and gradcheck of the fused op."""
     import autotensor as at
+    from autotensor.op_table import ROWS, fused_and_twin
 
+    rows = [r for r in ROWS if r.twin is not None and r.gradcheck]
+    labels = [f"{r.op.removeprefix('fused.')} {r.label}" for r in rows]
+    width = max(28, max(map(len, labels)) + 2)
     failures = 0
-    print(f"{'fused op':<28}{'forward':>12}{'backward':>12}  gradcheck")
-    for label, fn, inputs in _verify_cases(np.random.default_rng(args.seed)):
-        results = {}
-        for fused in (True, False):
-            for x in inputs:
-                x.grad = None
-            with at.use_fused(fused):
-                out = fn(*inputs)
-                out.backward(np.ones_like(out.data))
-            results[fused] = (out.data, [x.grad for x in inputs])
-        fwd = np.max(np.abs(results[True][0] - results[False][0]))
-        bwd = max(np.max(np.abs(a - b)) for a, b in zip(results[True][1], results[False][1]))
+    print(f"{'fused op':<{width}}{'forward':>12}{'backward':>12}  gradcheck")
+    for row, label in zip(rows, labels):
+        (out_f, grads_f), (out_t, grads_t) = fused_and_twin(row, seed=args.seed)
+        fwd = np.max(np.abs(out_f.data - out_t.data))
+        bwd = max(np.max(np.abs(a - b)) for a, b in zip(grads_f, grads_t))
+        ok, message = True, ""
         try:
-            ok = at.gradcheck(fn, inputs)
+            with at.use_fused(True):
+                ok = at.gradcheck(row.fn, row.sample(seed=args.seed), **row.tol)
         except AssertionError as e:
             ok, message = False, str(e)
         passed = ok and fwd < 1e-9 and bwd < 1e-9
         failures += not passed
-        print(f"{label:<28}{fwd:>12.1e}{bwd:>12.1e}  {'ok' if ok else 'FAILED'}")
+        print(f"{label:<{width}}{fwd:>12.1e}{bwd:>12.1e}  {'ok' if ok else 'FAILED'}")
         if not ok:
             print("    " + message)
     print("fused == composite twin == numerical: " + ("all ok" if not failures else

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -34,6 +35,32 @@ def test_verify_passes_and_prints_every_fused_op(capsys):
     for op in ("conv2d", "max_pool2d", "batch_norm"):
         assert op in out
     assert "all ok" in out
+
+
+def test_verify_exits_1_naming_a_twin_mismatch_and_a_wrong_gradient(monkeypatch, capsys):
+    import autotensor as at
+    from autotensor import op_table
+
+    class WrongGradient(at.Function):
+        fused = True
+
+        def forward(self, x):
+            return 2 * x
+
+        def backward(self, g):
+            return 3 * g                   # wrong: should be 2 * g
+
+    good = next(r for r in op_table.ROWS if r.op == "fused.max_pool2d" and r.gradcheck)
+    mismatch = dataclasses.replace(good, label="twin-off", twin=lambda x: good.twin(x) * 1.01)
+    wrong = op_table.Row("fused.double", WrongGradient.apply, (((3,), "any"),),
+                         twin=lambda x: 2 * x)
+    monkeypatch.setattr(op_table, "ROWS", [good, mismatch, wrong])
+    assert main(["verify"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].endswith("ok") and "twin-off" in lines[2] and lines[2].endswith("ok")
+    assert lines[3].startswith("double") and lines[3].endswith("FAILED")
+    assert "gradcheck failed for input 0" in lines[4]
+    assert lines[-1] == "fused == composite twin == numerical: 2 FAILED"
 
 
 def test_train_fc_on_digits_writes_checkpoints(tmp_path, capsys):

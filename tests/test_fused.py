@@ -1,8 +1,8 @@
-"""Fused ops vs their composite twins vs numerical gradients, kernels (numba and numpy), errors.
+"""Fused ops: fused == composite twin on every fused row of autotensor/op_table.py, and what is
+not table-shaped: running statistics, ties, kernels (numba and numpy), errors, float32 details.
 
-Table-driven: each row is one geometry; every row runs in float64 (fused == twin to ~1e-10)
-and float32 (looser, and dtypes must stay float32). Rows marked for gradcheck are also
-checked against central differences, for the fused op and for the twin.
+The numerical gradient check of each fused row and of its twin is tests/test_ops_gradcheck.py's
+(the one gradcheck over the whole table).
 """
 
 from __future__ import annotations
@@ -19,78 +19,31 @@ import pytest
 import autotensor as at
 from autotensor import fused
 from autotensor.fused import kernels
+from autotensor.op_table import ROWS, fused_and_twin
 
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=2e-4, atol=2e-4)}
 DTYPES = [np.float64, np.float32]
+FUSED_ROWS = [r for r in ROWS if r.twin is not None]
 
 
-def run_both(fn, arrays, dtype, seed=0):
-    """Forward and input gradients of fn under the fused op and under the twin."""
-    results = []
-    for fused_on in (True, False):
-        ts = [at.Tensor(a.astype(dtype), requires_grad=True) for a in arrays]
-        with at.use_fused(fused_on):
-            out = fn(*ts)
-        u = np.random.default_rng(seed).standard_normal(out.shape).astype(dtype)
-        out.backward(u)
-        assert out.dtype == dtype, f"output became {out.dtype}"
-        for t in ts:
-            assert t.grad.dtype == dtype, f"gradient became {t.grad.dtype}"
-        results.append([out.data] + [t.grad for t in ts])
-        node_is_fused = getattr(out._node, "fused", False)
-        assert node_is_fused == fused_on, "use_fused did not pick the expected implementation"
-    return results
-
-
-def assert_twins_agree(fn, arrays, dtype):
-    fused_res, twin_res = run_both(fn, arrays, dtype)
-    for name, a, b in zip(["out"] + [f"grad{i}" for i in range(len(arrays))], fused_res, twin_res):
+# ---- fused == twin on the table's rows ---------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("row", FUSED_ROWS, ids=[r.id for r in FUSED_ROWS])
+def test_fused_equals_twin(row, dtype):
+    (out_f, grads_f), (out_t, grads_t) = fused_and_twin(row, dtype)
+    assert out_f._node.fused and not out_t._node.fused
+    names = ["out"] + [f"grad{i}" for i in range(len(grads_f))]
+    for name, a, b in zip(names, [out_f.data] + grads_f, [out_t.data] + grads_t):
+        assert a.dtype == b.dtype == dtype, f"{name} became {a.dtype} / {b.dtype}"
         np.testing.assert_allclose(a, b, **TOL[dtype], err_msg=f"fused vs twin: {name}")
-
-
-def gradcheck_both(fn, arrays):
-    for fused_on in (True, False):
-        ts = [at.Tensor(a.astype(np.float64), requires_grad=True) for a in arrays]
-        with at.use_fused(fused_on):
-            assert at.gradcheck(fn, ts, eps=1e-6, atol=1e-6, rtol=1e-5)
+    # The public function under use_fused(False) runs exactly the twin.
+    with at.use_fused(False):
+        out = row.fn(*row.sample(dtype))
+    assert not out._node.fused, "use_fused(False) did not pick the composite twin"
+    np.testing.assert_array_equal(out.data, out_t.data)
 
 
 # ---- conv2d ------------------------------------------------------------------------------------
-# (x shape, w shape, stride, pad, bias, gradcheck?)
-CONV_ROWS = [
-    ((2, 3, 7, 8), (4, 3, 3, 3), 1, 1, True, True),
-    ((1, 2, 9, 6), (3, 2, 4, 3), (3, 2), (2, 0), True, True),     # N=1, non-square, mixed
-    ((2, 1, 5, 5), (2, 1, 5, 5), 1, 0, False, True),              # kernel == input
-    ((3, 2, 11, 10), (2, 2, 2, 5), 2, 3, True, True),             # pad 3, stride 2
-    ((2, 3, 10, 9), (5, 3, 3, 1), 3, 2, True, False),             # stride 3, 1-wide kernel
-    ((1, 4, 13, 7), (3, 4, 3, 2), (1, 3), (0, 1), False, False),
-    ((4, 5, 8, 8), (6, 5, 1, 1), 2, 0, True, False),              # 1x1 kernel, stride 2
-    ((2, 3, 6, 6), (4, 3, 7, 7), 1, 3, True, False),              # kernel > input, padded
-    ((5, 2, 15, 12), (3, 2, 3, 4), 2, 1, True, False),
-]
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("row", CONV_ROWS, ids=lambda r: f"x{r[0]}w{r[1]}s{r[2]}p{r[3]}")
-def test_conv2d_fused_equals_twin(row, dtype):
-    xs, ws, stride, pad, bias = row[:5]
-    rng = np.random.default_rng(1)
-    arrays = [rng.standard_normal(xs), rng.standard_normal(ws)]
-    if bias:
-        arrays.append(rng.standard_normal(ws[0]))
-    assert_twins_agree(lambda *t: fused.conv2d(*t, stride=stride, pad=pad), arrays, dtype)
-
-
-@pytest.mark.parametrize("row", [r for r in CONV_ROWS if r[5]], ids=lambda r: f"x{r[0]}w{r[1]}")
-def test_conv2d_gradcheck(row):
-    xs, ws, stride, pad, bias = row[:5]
-    rng = np.random.default_rng(2)
-    arrays = [rng.standard_normal(xs), rng.standard_normal(ws)]
-    if bias:
-        arrays.append(rng.standard_normal(ws[0]))
-    gradcheck_both(lambda *t: fused.conv2d(*t, stride=stride, pad=pad), arrays)
-
-
 def conv_reference(x, w, b, stride, pad):
     """Direct definition via a window view, independent of im2col."""
     (sh, sw), (ph, pw) = stride, pad
@@ -151,37 +104,6 @@ def test_exported_twins_and_fused_functions_take_the_public_arguments():
 
 
 # ---- max_pool2d --------------------------------------------------------------------------------
-# (x shape, kernel_size, stride, gradcheck?)
-POOL_ROWS = [
-    ((2, 3, 8, 8), 2, None, True),          # windows tile the input
-    ((1, 2, 9, 7), 2, None, True),          # tile after cropping the last row/column
-    ((2, 3, 9, 7), 3, 2, True),             # overlapping windows
-    ((2, 2, 9, 11), (2, 3), (3, 2), True),  # non-square, gapped rows / overlapping columns
-    ((3, 4, 6, 6), (3, 2), (3, 2), False),  # non-square tiling
-    ((1, 1, 5, 5), 5, 1, False),            # one window covers everything
-    ((2, 3, 12, 10), 3, 3, False),
-    ((2, 3, 7, 7), 1, 2, False),            # 1x1 windows, stride 2
-]
-
-
-def pool_fn(kernel, stride):
-    return lambda x: fused.max_pool2d(x, kernel, stride)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("row", POOL_ROWS, ids=lambda r: f"x{r[0]}k{r[1]}s{r[2]}")
-def test_max_pool2d_fused_equals_twin(row, dtype):
-    xs, kernel, stride = row[:3]
-    x = np.random.default_rng(6).standard_normal(xs)
-    assert_twins_agree(pool_fn(kernel, stride), [x], dtype)
-
-
-@pytest.mark.parametrize("row", [r for r in POOL_ROWS if r[3]], ids=lambda r: f"x{r[0]}k{r[1]}")
-def test_max_pool2d_gradcheck(row):
-    xs, kernel, stride = row[:3]
-    gradcheck_both(pool_fn(kernel, stride), [np.random.default_rng(7).standard_normal(xs)])
-
-
 @pytest.mark.parametrize("stride", [2, 1])
 def test_max_pool2d_ties_go_to_first_maximum(stride):
     x = np.zeros((1, 1, 4, 4))
@@ -195,11 +117,6 @@ def test_max_pool2d_ties_go_to_first_maximum(stride):
 
 
 # ---- batch_norm --------------------------------------------------------------------------------
-# (x shape, training, gradcheck?)
-BN_ROWS = [((8, 5), True, True), ((4, 3, 3, 2), True, True), ((1, 2, 3, 3), True, False),
-           ((6, 7), False, True), ((3, 4, 2, 5), False, True), ((50, 16, 4, 4), True, False)]
-
-
 def bn_arrays(xs, seed):
     rng = np.random.default_rng(seed)
     d = xs[1]
@@ -212,32 +129,20 @@ def bn_stats(d, seed):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("row", BN_ROWS, ids=lambda r: f"x{r[0]}train{r[1]}")
-def test_batch_norm_fused_equals_twin(row, dtype):
-    xs, training = row[:2]
-    # Separate running statistics for each path (run_both runs both): each is updated once.
-    stats = {True: bn_stats(xs[1], 8), False: bn_stats(xs[1], 8)}
-
-    def fn(x, g, b):
-        rm, rv = stats[at.fused_enabled()]
-        return fused.batch_norm(x, g, b, rm, rv, training=training)
-
-    res_f, res_t = run_both(fn, bn_arrays(xs, 9), dtype)
-    (rm_f, rv_f), (rm_t, rv_t) = stats[True], stats[False]
-    if training:
-        assert not np.array_equal(rm_f, bn_stats(xs[1], 8)[0]), "running mean not updated"
-    for a, b in zip(res_f, res_t):
+@pytest.mark.parametrize("xs", [(8, 5), (4, 3, 3, 2), (1, 2, 3, 3), (50, 16, 4, 4)], ids=str)
+def test_batch_norm_running_stats_fused_equal_twin(xs, dtype):
+    # The table's rows pass no running statistics (they are outputs, not differentiable):
+    # here both paths update their own copy once, in place, and must agree.
+    x, gamma, beta = [a.astype(dtype) for a in bn_arrays(xs, 9)]
+    stats = {}
+    for fused_on in (True, False):
+        stats[fused_on] = bn_stats(xs[1], 8)
+        with at.use_fused(fused_on):
+            fused.batch_norm(x, gamma, beta, *stats[fused_on], training=True)
+    assert not np.array_equal(stats[True][0], bn_stats(xs[1], 8)[0]), "running mean not updated"
+    for a, b in zip(stats[True], stats[False]):
+        assert a.dtype == b.dtype == np.float64
         np.testing.assert_allclose(a, b, **TOL[dtype])
-    np.testing.assert_allclose(rm_f, rm_t, **TOL[dtype])
-    np.testing.assert_allclose(rv_f, rv_t, **TOL[dtype])
-
-
-@pytest.mark.parametrize("row", [r for r in BN_ROWS if r[2]], ids=lambda r: f"x{r[0]}t{r[1]}")
-def test_batch_norm_gradcheck(row):
-    xs, training = row[:2]
-    rm, rv = bn_stats(xs[1], 10)
-    gradcheck_both(lambda x, g, b: fused.batch_norm(x, g, b, rm.copy(), rv.copy(),
-                                                    training=training), bn_arrays(xs, 11))
 
 
 @pytest.mark.parametrize("fused_on", [True, False])

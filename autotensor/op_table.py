@@ -1,0 +1,313 @@
+"""The op table: one row per gradient-checked case of every public differentiable function.
+
+To add an op, add a row here. Each row names the op, a function of Tensors, and its sample
+inputs as (shape, domain) pairs; optional fields override gradcheck's tolerances, name a fused
+op's composite twin, and mark rows that get no numerical check. Rows cover scalars, broadcast
+pairs and several axes. Readers:
+
+- tests/test_ops_gradcheck.py: gradcheck of every row (and of every twin), float32 kept float32
+  through every node, and a meta-test that fails when a public op has no row;
+- tests/test_fused.py: fused == twin (forward and gradients) for every row with a twin;
+- `python -m autotensor verify`: fused == twin == numerical for the rows with a twin and a
+  numerical check.
+
+Ops are named as a user writes them: "exp" (`at.exp`, in `autotensor.ops.__all__`), "F.affine"
+(`autotensor.nn.functional`), "fused.conv2d" (`autotensor.fused`; nn.functional re-exports it).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+
+import autotensor as at
+from autotensor import fused
+from autotensor.nn import functional as F
+
+# ---- sampling domains ----------------------------------------------------------------------------
+LABELS = np.array([0, 3, 1, 3, 2])      # class labels of the loss rows: scores are (5, C)
+
+
+def _off_kink(rng, shape):
+    """|x| >= 0.1: away from the kink of abs/relu/clip/leaky_relu at 0."""
+    return rng.choice([-1, 1], shape) * rng.uniform(0.1, 2.0, shape)
+
+
+def _distinct(rng, shape):
+    """No ties (values at least ~0.09 apart), so max/min/max_pool have one winner."""
+    n = int(np.prod(shape))
+    return (rng.permutation(n) * 0.1 - n * 0.05).reshape(shape) + rng.uniform(0, .01, shape)
+
+
+def _off_hinge(rng, shape):
+    """svm_loss scores for LABELS: every margin s_j - s_y + 1 stays 0.05 off the hinge."""
+    rows = np.arange(shape[0])
+    while True:
+        s = rng.standard_normal(shape)
+        margins = s - s[rows, LABELS][:, None] + 1
+        margins[rows, LABELS] = 1
+        if np.min(np.abs(margins)) > 0.05:
+            return s
+
+
+DOMAINS = {
+    "any": lambda rng, shape: rng.standard_normal(shape),
+    "positive": lambda rng, shape: rng.uniform(0.5, 2.0, shape),    # sqrt, log, divisors
+    "off-kink": _off_kink,
+    "distinct": _distinct,
+    "off-centre": lambda rng, shape: rng.standard_normal(shape) * 2 + 3,   # batch-norm input
+    "off-hinge": _off_hinge,
+    # Small integers: ties everywhere. A row sampling it sits on the kinks on purpose, where
+    # the numerical gradient means nothing: it must say gradcheck=False.
+    "ties": lambda rng, shape: rng.integers(0, 3, shape).astype(np.float64),
+}
+A, P, K, D = "any", "positive", "off-kink", "distinct"
+TIGHT = dict(atol=1e-6, rtol=1e-5)      # gradcheck tolerances of the nn and fused rows
+
+
+# ---- the row ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Row:
+    op: str                     # the public name the row covers: "exp", "F.affine", "fused.conv2d"
+    fn: Callable                # a function of Tensors, one per input
+    inputs: tuple               # one (shape, domain) per Tensor argument of fn
+    label: str = ""             # what the row adds (broadcast, axis, scalar...); part of its id
+    tol: dict = field(default_factory=dict)      # at.gradcheck eps/atol/rtol overrides
+    twin: Callable | None = None    # fused rows: the composite twin, called like fn
+    gradcheck: bool = True      # False: fused == twin only (too large, or sampled on ties)
+
+    def __post_init__(self):
+        unknown = [d for _, d in self.inputs if d not in DOMAINS]
+        if unknown:
+            raise ValueError(f"row {self.id}: unknown domain(s) {unknown}; known: {list(DOMAINS)}")
+        if self.gradcheck and any(d == "ties" for _, d in self.inputs):
+            raise ValueError(f"row {self.id} samples on ties: it needs gradcheck=False")
+
+    @property
+    def id(self):
+        return f"{self.op}-{self.label}" if self.label else self.op
+
+    def sample(self, dtype=np.float64, seed=0):
+        """Fresh leaf Tensors drawn from the inputs' domains, the same for the same row and seed."""
+        rng = np.random.default_rng(zlib.crc32(self.id.encode()) + seed)
+        return [at.Tensor(np.asarray(DOMAINS[d](rng, shape)).astype(dtype), requires_grad=True)
+                for shape, d in self.inputs]
+
+
+def fused_and_twin(row, dtype=np.float64, seed=0):
+    """[(output, input gradients)] of row.fn with the fused ops on, then of row.twin, on the same
+    samples and the same random upstream gradient."""
+    results = []
+    for fn in (row.fn, row.twin):
+        inputs = row.sample(dtype, seed)
+        with at.use_fused(True):
+            out = fn(*inputs)
+        out.backward(np.random.default_rng(seed).standard_normal(out.shape).astype(dtype))
+        results.append((out, [x.grad for x in inputs]))
+    return results
+
+
+# ---- autotensor.ops -----------------------------------------------------------------------------
+IDX = np.array([0, 2, 2, 1])          # repeated index: gradients must accumulate
+# ndarray constants are float32 so the float32 test runs every row (float64 would promote, as
+# numpy does); float64 inputs still promote them exactly.
+F32_COL = np.arange(3, dtype=np.float32)[:, None]
+MASK = np.array([[True, False, True, True], [False, True, False, True], [True] * 4])
+
+OPS = [
+    # elementwise
+    Row("add", lambda x, y: x + y, (((3, 4), A), ((3, 4), A)), "same"),
+    Row("add", lambda x, y: x + y, (((3, 1, 4), A), ((5, 1), A)), "broadcast"),
+    Row("add", lambda x: 2.5 + x, (((), A),), "scalar-reflected"),
+    Row("add", lambda x: F32_COL + x, (((1, 4), A),), "ndarray-reflected"),
+    Row("sub", lambda x, y: x - y, (((2, 3), A), ((3,), A)), "broadcast"),
+    Row("sub", lambda x: 1.0 - x, (((4,), A),), "reflected"),
+    Row("mul", lambda x, y: x * y, (((4, 1), A), ((1, 5), A)), "outer"),
+    Row("mul", lambda x, y: x * y, (((), A), ((2, 3), A)), "scalar"),
+    Row("mul", lambda x: np.full((2, 1, 3), -1.5, np.float32) * x, (((4, 1), A),),
+        "ndarray-reflected"),
+    Row("div", lambda x, y: x / y, (((2, 3), A), ((2, 1), P)), "broadcast"),
+    Row("div", lambda x: 3.0 / x, (((3,), P),), "reflected"),
+    Row("pow", lambda x: x ** 3, (((2, 3), A),), "int-exponent"),
+    Row("pow", lambda x: x ** 0.5, (((3,), P),), "sqrt"),
+    Row("pow", lambda x, y: x ** y, (((2, 3), P), ((3,), A)), "tensor-exponent"),
+    Row("pow", lambda y: 2.0 ** y, (((3,), A),), "reflected"),
+    Row("matmul", lambda x, y: x @ y, (((3, 4), A), ((4, 2), A)), "2d"),
+    Row("matmul", lambda x, y: x @ y, (((2, 3, 4), A), ((4, 5), A)), "batched-broadcast"),
+    Row("matmul", lambda x, y: x @ y, (((2, 1, 3, 4), A), ((5, 4, 2), A)), "batch-both"),
+    Row("matmul", lambda x, y: x @ y, (((4,), A), ((2, 4, 3), A)), "vec-mat"),
+    Row("matmul", lambda x, y: x @ y, (((2, 3, 4), A), ((4,), A)), "mat-vec"),
+    Row("matmul", lambda x, y: x @ y, (((4,), A), ((4,), A)), "dot"),
+    Row("matmul", lambda x: np.ones((2, 3), np.float32) @ x, (((5, 3, 4), A),),
+        "ndarray-reflected"),
+    Row("neg", lambda x: -x, (((2, 3), A),)),
+    Row("abs", lambda x: abs(x), (((2, 3), K),)),
+    Row("exp", lambda x: x.exp(), (((2, 3), A),)),
+    Row("log", lambda x: x.log(), (((2, 3), P),)),
+    Row("sqrt", lambda x: x.sqrt(), (((2, 3), P),)),
+    Row("tanh", lambda x: x.tanh(), (((2, 3), A),)),
+    Row("sigmoid", lambda x: x.sigmoid(), (((2, 3), A),)),
+    Row("relu", lambda x: x.relu(), (((3, 4), K),)),
+    Row("clip", lambda x: at.clip(x, -0.5, 0.5), (((4, 5), K),), "both"),
+    Row("clip", lambda x: at.clip(x, lo=0.05), (((4, 5), K),), "lo-only"),
+    Row("maximum", lambda x, y: at.maximum(x, y), (((3, 4), D), ((4,), D)), "broadcast"),
+    Row("minimum", lambda x, y: at.minimum(x, y), (((3, 4), D), ((3, 4), D))),
+    Row("minimum", lambda x, y: at.minimum(x, y), (((2, 1, 3), D), ((4, 1), D)), "broadcast"),
+    Row("where", lambda x, y: at.where(MASK, x, y), (((3, 4), A), ((3, 4), A))),
+    Row("where", lambda x, y: at.where(MASK[0], x, y), (((3, 4), A), ((1, 4), A)), "bcast"),
+    Row("where", lambda x, y: at.where(MASK[:, :1], x, y), (((1, 4), A), ((), A)), "bcast-all"),
+    # A float32 round trip: steps of 1e-6 vanish in float32 rounding, so use 1e-2 (the
+    # function is linear, so a large step is still exact) and float32-level tolerances.
+    Row("astype", lambda x: (x.astype(np.float32) * 2).astype(np.float64), (((3,), A),),
+        tol=dict(eps=1e-2, atol=1e-5, rtol=1e-5)),
+    # reductions
+    Row("sum", lambda x: x.sum(), (((2, 3, 4), A),), "all"),
+    Row("sum", lambda x: x.sum(axis=1), (((2, 3, 4), A),), "axis1"),
+    Row("sum", lambda x: x.sum(axis=(0, -1), keepdims=True), (((2, 3, 4), A),), "tuple-kd"),
+    Row("sum", lambda x: x.sum(axis=0), (((), A),), "scalar"),
+    Row("mean", lambda x: x.mean(), (((2, 3, 4), A),), "all"),
+    Row("mean", lambda x: x.mean(axis=-2, keepdims=True), (((2, 3, 4), A),), "neg-kd"),
+    Row("mean", lambda x: x.mean(axis=(0, 2)), (((2, 3, 4), A),), "tuple"),
+    Row("mean", lambda x, y: (x * y).mean(axis=0), (((3, 1), A), ((4,), A)), "broadcast"),
+    Row("var", lambda x: x.var(), (((3, 4), A),), "all"),
+    Row("var", lambda x: x.var(axis=(0, 2)), (((2, 3, 4), A),), "tuple"),
+    Row("var", lambda x: x.var(axis=-1, keepdims=True), (((3, 4), A),), "neg-kd"),
+    Row("max", lambda x: x.max(), (((3, 4), D),), "all"),
+    Row("max", lambda x: x.max(axis=1, keepdims=True), (((3, 4, 2), D),), "axis-kd"),
+    Row("max", lambda x: x.max(axis=(0, 2)), (((3, 4, 2), D),), "tuple"),
+    Row("max", lambda x: x.max(axis=None, keepdims=True), (((2, 3, 2), D),), "all-kd"),
+    Row("min", lambda x: x.min(axis=-1), (((3, 4), D),), "neg"),
+    Row("min", lambda x: x.min(axis=(1, 2), keepdims=True), (((2, 3, 4), D),), "tuple-kd"),
+    Row("softmax", lambda x: x.softmax(axis=1), (((3, 4), A),)),
+    Row("softmax", lambda x: x.softmax(axis=0), (((3, 2, 4), A),), "3d-axis0"),
+    Row("log_softmax", lambda x: x.log_softmax(axis=0), (((3, 4), A),)),
+    Row("log_softmax", lambda x: x.log_softmax(), (((2, 3, 4), A),), "3d-last"),
+    Row("logsumexp", lambda x: x.logsumexp(axis=-1), (((3, 4), A),)),
+    Row("logsumexp", lambda x: x.logsumexp(axis=(0, 1), keepdims=True), (((3, 4), A),),
+        "tuple-kd"),
+    # movement
+    Row("reshape", lambda x: x.reshape(4, 6), (((2, 3, 4), A),)),
+    Row("reshape", lambda x: x.reshape(-1), (((), A),), "scalar"),
+    Row("transpose", lambda x: x.transpose(2, 0, 1), (((2, 3, 4), A),), "perm"),
+    Row("transpose", lambda x: x.T, (((2, 3), A),), "T"),
+    Row("transpose", lambda x: x.transpose(-1, 0, 1), (((2, 3, 4), A),), "neg-axis"),
+    Row("transpose", lambda x: x.T, (((2, 3, 4), A),), "T-3d"),
+    Row("flatten", lambda x: x.flatten(1), (((2, 3, 4), A),)),
+    Row("flatten", lambda x: x.flatten(), (((2, 3, 4), A),), "all"),
+    Row("getitem", lambda x: x[1:, ::2], (((3, 4), A),), "slices"),
+    Row("getitem", lambda x: x[IDX], (((3, 4), A),), "repeated-int-array"),
+    Row("getitem", lambda x: x[IDX, IDX[::-1]], (((3, 4), A),), "paired-arrays"),
+    Row("getitem", lambda x: x[MASK], (((3, 4), A),), "bool-mask"),
+    Row("getitem", lambda x: x[..., 1, None], (((2, 3, 4), A),), "ellipsis-newaxis"),
+    Row("getitem", lambda x: x[MASK[0], 1:], (((4, 3), A),), "mask-and-slice"),
+    Row("getitem", lambda x: x[[1, 1, 0], -1], (((3, 4), A),), "list-and-int"),
+    Row("getitem", lambda x: x[x > 0], (((3, 4), K),), "tensor-mask"),
+    Row("concatenate", lambda x, y: at.concatenate([x, y, x], axis=1),
+        (((2, 3), A), ((2, 1), A)), "axis1"),
+    Row("concatenate", lambda x, y: at.concatenate([x, y], axis=-3),
+        (((1, 2, 3), A), ((2, 2, 3), A)), "axis-neg"),
+    Row("stack", lambda x, y: at.stack([x, y], axis=-1), (((2, 3), A), ((2, 3), A))),
+    Row("stack", lambda x, y: at.stack([x, y, x]), (((2, 3), A), ((2, 3), A)), "axis0"),
+    Row("pad", lambda x: at.pad(x, ((1, 0), (2, 3))), (((2, 3), A),), "per-axis"),
+    Row("pad", lambda x: at.pad(x, 1, value=5.0), (((2, 2, 2), A),), "int"),
+]
+
+# ---- autotensor.nn.functional (its batch_norm, conv2d, max_pool2d are the fused rows below) ----
+NN_FUNCTIONAL = [
+    Row("F.affine", F.affine, (((3, 2, 3), A), ((6, 4), A), ((4,), A)), tol=TIGHT),
+    Row("F.affine", F.affine, (((3, 5), A), ((5, 2), A)), "no-bias", TIGHT),
+    Row("F.relu", F.relu, (((4, 5), K),), tol=TIGHT),
+    Row("F.leaky_relu", partial(F.leaky_relu, negative_slope=0.1), (((4, 5), K),), tol=TIGHT),
+    Row("F.sigmoid", F.sigmoid, (((3, 4), A),), tol=TIGHT),
+    Row("F.tanh", F.tanh, (((3, 4), A),), tol=TIGHT),
+    Row("F.dropout", partial(F.dropout, p=0.4, training=True, seed=3), (((6, 5), A),),
+        tol=TIGHT),
+    Row("F.softmax_cross_entropy", partial(F.softmax_cross_entropy, y=LABELS),
+        (((5, 4), A),), tol=TIGHT),
+    Row("F.svm_loss", partial(F.svm_loss, y=LABELS), (((5, 4), "off-hinge"),), tol=TIGHT),
+    Row("F.layer_norm", F.layer_norm, (((4, 6), A), ((6,), A), ((6,), A)), tol=TIGHT),
+]
+
+
+# ---- autotensor.fused: each fused op beside its composite twin -----------------------------------
+def _dims(v):
+    """(2, 3, 7, 8) -> "(2,3,7,8)": short row labels."""
+    return str(v).replace(" ", "")
+
+
+def conv_row(x, w, stride=1, pad=0, bias=True, gradcheck=True):
+    """fused.conv2d and conv2d_composite on x (N, C, H, W), w (F, C, HH, WW), with a bias (F,)
+    unless bias=False."""
+    inputs = ((x, A), (w, A), ((w[0],), A)) if bias else ((x, A), (w, A))
+    label = f"x{_dims(x)} w{_dims(w)} s{_dims(stride)} p{_dims(pad)}" + ("" if bias else " no-bias")
+    return Row("fused.conv2d", partial(fused.conv2d, stride=stride, pad=pad), inputs, label,
+               TIGHT, partial(fused.conv2d_composite, stride=stride, pad=pad), gradcheck)
+
+
+def pool_row(x, kernel, stride=None, domain=D, gradcheck=True):
+    """fused.max_pool2d and max_pool2d_composite on x (N, C, H, W)."""
+    label = f"x{_dims(x)} k{_dims(kernel)}" + (f" s{_dims(stride)}" if stride else "")
+    label += f" {domain}" if domain != D else ""
+    return Row("fused.max_pool2d", partial(fused.max_pool2d, kernel_size=kernel, stride=stride),
+               ((x, domain),), label, TIGHT,
+               partial(fused.max_pool2d_composite, kernel_size=kernel, stride=stride), gradcheck)
+
+
+def bn_row(x, training=True, gradcheck=True):
+    """fused.batch_norm and batch_norm_composite on x (N, D) or (N, C, H, W) with gamma, beta.
+    Training rows pass no running stats (tests/test_fused.py checks their update); eval rows
+    normalise with fixed ones."""
+    d = x[1]
+    stats = {} if training else dict(running_mean=np.linspace(-0.5, 0.5, d),
+                                     running_var=np.linspace(0.5, 2.0, d))
+    label = f"x{_dims(x)} " + ("train" if training else "eval")
+    return Row("fused.batch_norm", partial(fused.batch_norm, training=training, **stats),
+               ((x, "off-centre"), ((d,), A), ((d,), A)), label, TIGHT,
+               partial(fused.batch_norm_composite, training=training, **stats), gradcheck)
+
+
+# gradcheck=False: large geometries, checked fused == twin only (gradcheck costs ~a second).
+FUSED = [
+    conv_row((2, 3, 7, 8), (4, 3, 3, 3), 1, 1),
+    conv_row((2, 3, 6, 6), (4, 3, 3, 3), 1, 1),
+    conv_row((1, 2, 9, 6), (3, 2, 4, 3), (3, 2), (2, 0)),       # N=1, non-square, mixed
+    conv_row((2, 1, 5, 5), (2, 1, 5, 5), 1, 0, bias=False),     # kernel == input
+    conv_row((3, 2, 11, 10), (2, 2, 2, 5), 2, 3),               # pad 3, stride 2
+    conv_row((1, 2, 7, 5), (3, 2, 2, 3), 2, 2, bias=False),
+    conv_row((2, 2, 5, 5), (3, 2, 3, 2), 2, 1),
+    conv_row((2, 3, 10, 9), (5, 3, 3, 1), 3, 2, gradcheck=False),        # 1-wide kernel
+    conv_row((1, 4, 13, 7), (3, 4, 3, 2), (1, 3), (0, 1), bias=False, gradcheck=False),
+    conv_row((4, 5, 8, 8), (6, 5, 1, 1), 2, 0, gradcheck=False),         # 1x1, stride 2
+    conv_row((2, 3, 6, 6), (4, 3, 7, 7), 1, 3, gradcheck=False),         # kernel > input
+    conv_row((5, 2, 15, 12), (3, 2, 3, 4), 2, 1, gradcheck=False),
+    pool_row((2, 3, 8, 8), 2),                        # windows tile the input
+    pool_row((2, 2, 4, 6), 2),
+    pool_row((1, 2, 4, 4), 2),
+    pool_row((1, 2, 9, 7), 2),                        # tile after cropping the last row/column
+    pool_row((2, 3, 9, 7), 3, 2),                     # overlapping windows
+    pool_row((1, 2, 7, 7), 3, 2),
+    pool_row((2, 2, 9, 11), (2, 3), (3, 2)),          # non-square, gapped rows / overlapping cols
+    pool_row((3, 4, 6, 6), (3, 2), (3, 2), gradcheck=False),     # non-square tiling
+    pool_row((1, 1, 5, 5), 5, 1, gradcheck=False),               # one window covers everything
+    pool_row((2, 3, 12, 10), 3, 3, gradcheck=False),
+    pool_row((2, 3, 7, 7), 1, 2, gradcheck=False),               # 1x1 windows, stride 2
+    # On ties both pick the first maximum of each window: fused == twin exactly.
+    pool_row((2, 3, 8, 8), 2, domain="ties", gradcheck=False),
+    pool_row((2, 3, 9, 7), 3, 2, domain="ties", gradcheck=False),
+    bn_row((8, 5)),
+    bn_row((6, 4)),
+    bn_row((4, 3, 3, 2)),
+    bn_row((3, 2, 3, 3)),
+    bn_row((2, 3, 3, 2)),
+    bn_row((1, 2, 3, 3), gradcheck=False),
+    bn_row((50, 16, 4, 4), gradcheck=False),
+    bn_row((6, 7), training=False),
+    bn_row((6, 4), training=False),
+    bn_row((3, 4, 2, 5), training=False),
+]
+
+ROWS = OPS + NN_FUNCTIONAL + FUSED
