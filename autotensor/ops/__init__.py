@@ -36,7 +36,7 @@ from .elementwise import (
 from .movement import Concatenate, GetItem, Pad, Reshape, Stack, Transpose
 from .reduce import Max, Min, Sum, normalize_axes
 
-# The differentiable public ops; tests/test_ops_gradcheck.py must hold a row for each.
+# The differentiable public ops; autotensor/op_table.py must hold a row for each.
 __all__ = [
     "add", "sub", "mul", "div", "pow", "matmul", "neg", "abs", "exp", "log", "sqrt", "tanh",
     "sigmoid", "relu", "clip", "maximum", "minimum", "where", "sum", "mean", "var", "max", "min",
