@@ -1,4 +1,4 @@
-"""The op contract: `Function` records one node on the tape, plus the global recording switches.
+"""The op contract: `Function` records one node on the tape, plus the recording modes.
 
 Every primitive, every fused fast path and every user-defined op is a `Function` subclass:
 
@@ -12,48 +12,68 @@ Every primitive, every fused fast path and every user-defined op is a `Function`
             x, y = self.saved
             return g * y, g * x
 
-`forward` and `backward` work on numpy arrays. `backward` returns one gradient per input of
-`forward` (or None where no gradient is needed); the engine reduces each gradient to its
-input's shape (see `autograd.unbroadcast`), so no op repeats broadcasting logic.
+`forward` works on numpy arrays. `backward` returns one gradient per input of `forward` (or
+None where no gradient is needed); the engine reduces each gradient to its input's shape (see
+`autograd.unbroadcast`), so no op repeats broadcasting logic. The same `backward` serves every
+order: normally `g` and `self.saved` are arrays; under `backward(create_graph=True)` the engine
+hands it `g` as a Tensor and every saved input/output array as a Tensor on the graph, so the
+rule's arithmetic is recorded and can be differentiated again (docs/engine.md).
+
+A `forward` may return a tuple of arrays: `apply` then returns a tuple of Tensors and
+`backward(self, *grads)` receives one gradient per output (zeros for an output that received
+none, as PyTorch does by default).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import itertools
+import sys
+import threading
 
 import numpy as np
 
-# ---- recording switches ------------------------------------------------------------------------
-# Module-level globals rather than attributes of a state object: `Function.apply` reads them on
-# every op, and a global lookup is the cheapest read Python has.
-_grad_enabled = True
-_fused_enabled = True
-_scope = None            # dotted path of the Module whose forward is running, or None
-_next_seq = itertools.count().__next__
+# ---- recording modes ---------------------------------------------------------------------------
+# Per thread (and per asyncio task): context variables. A new thread starts with the defaults,
+# so `no_grad()` in one thread never turns recording off in another. ContextVar.get() is the
+# cheapest per-thread read Python has (~20 ns); `Function.apply` reads the grad mode once per
+# recorded op and the scope once per node.
+_GRAD = contextvars.ContextVar("autotensor_grad_enabled", default=True)
+_FUSED = contextvars.ContextVar("autotensor_fused_enabled", default=True)
+_SCOPE = contextvars.ContextVar("autotensor_scope", default=None)
+_SCOPE_OWNER = contextvars.ContextVar("autotensor_scope_owner", default=None)
+_next_seq = itertools.count(1).__next__
+
+# Process-wide, like PyTorch's anomaly mode: set by `autograd.detect_anomaly`. A plain global
+# so that outside the mode the per-op cost is one global read.
+_anomaly = False
+# Sequence number of the latest in-place write into a tensor's array (see `note_write`): the
+# backward walk checks the saved arrays of a node only when it was recorded before that write.
+last_write = 0
 
 
 class _GradMode(contextlib.ContextDecorator):
-    """Context manager and decorator that turns recording off (or on)."""
+    """Context manager and decorator that turns recording off (or on) in this thread."""
 
     def __init__(self, enabled):
-        self.enabled = enabled
-        self._prev = []
+        self.enabled = bool(enabled)
+        self._tokens = []
+
+    def _recreate_cm(self):          # a decorated function called from two threads at once
+        return type(self)(self.enabled)
 
     def __enter__(self):
-        global _grad_enabled
-        self._prev.append(_grad_enabled)
-        _grad_enabled = self.enabled
+        self._tokens.append(_GRAD.set(self.enabled))
         return self
 
     def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._prev.pop()
+        _GRAD.reset(self._tokens.pop())
         return False
 
 
 def no_grad():
-    """Disable graph recording: `with at.no_grad(): ...` or `@at.no_grad()`."""
+    """Disable graph recording in this thread: `with at.no_grad(): ...` or `@at.no_grad()`."""
     return _GradMode(False)
 
 
@@ -62,38 +82,53 @@ def enable_grad():
     return _GradMode(True)
 
 
+def set_grad_enabled(mode):
+    """`with at.set_grad_enabled(flag):` records when flag is True (PyTorch's name)."""
+    return _GradMode(mode)
+
+
 def is_grad_enabled():
-    return _grad_enabled
+    return _GRAD.get()
 
 
 @contextlib.contextmanager
 def use_fused(enabled: bool):
-    """Choose the fused fast paths (True) or their composite twins (False) inside the block."""
-    global _fused_enabled
-    prev, _fused_enabled = _fused_enabled, bool(enabled)
+    """Choose the fused fast paths (True) or their composite twins (False) inside the block
+    (in this thread)."""
+    token = _FUSED.set(bool(enabled))
     try:
         yield
     finally:
-        _fused_enabled = prev
+        _FUSED.reset(token)
 
 
 def fused_enabled():
-    return _fused_enabled
+    return _FUSED.get()
 
 
 @contextlib.contextmanager
-def scope(path):
-    """Tag every node recorded inside the block with the module path `path` (e.g. 'layers.2')."""
-    global _scope
-    prev, _scope = _scope, path
+def scope(path, owner=None):
+    """Tag every node recorded inside the block with the module path `path` (e.g. 'layers.2';
+    '' for the root module's own ops). `owner` names the module for error messages."""
+    token, owner_token = _SCOPE.set(path), _SCOPE_OWNER.set(owner)
     try:
         yield
     finally:
-        _scope = prev
+        _SCOPE.reset(token)
+        _SCOPE_OWNER.reset(owner_token)
 
 
 def current_scope():
-    return _scope
+    return _SCOPE.get()
+
+
+def describe_scope(path, owner=None):
+    """'module 'fc1'', 'the root module's own forward (MLP)' or 'no module': for messages."""
+    if path is None:
+        return "outside any module"
+    if path == "":
+        return "in the root module's own forward" + (f" ({owner})" if owner else "")
+    return f"in module '{path}'" + (f" ({owner})" if owner else "")
 
 
 # ---- the op base class -------------------------------------------------------------------------
@@ -103,15 +138,19 @@ class Function:
     An instance is one node of the graph. Attributes the engine and the visualiser read:
     `parents` (per input: the producing node, a leaf Tensor, a constant Tensor, or None for
     plain numbers/arrays), `saved` (what backward needs; freed after backward), `seq`
-    (recording order), `scope` (module path), `shape`/`dtype` (of the output).
+    (recording order), `scope` (module path), `shape`/`dtype` (of the output), `out_id` (the
+    id of the output array: create_graph finds saved outputs by identity).
     Set the class attribute `fused = True` on hand-written fast paths.
     """
 
     # Subclasses declare no __slots__, so ops may keep extra attributes (axis, shapes, ...).
-    __slots__ = ("parents", "saved", "seq", "scope", "shape", "dtype", "retained", "__weakref__")
+    __slots__ = ("parents", "saved", "seq", "scope", "shape", "dtype", "retained", "out_id",
+                 "guard", "__weakref__")
     _is_node = True
     requires_grad = True         # nodes exist only when some input requires grad
     fused = False
+    writes = None                # {id(array): seq} of in-place writes into this node's output
+    trace = None                 # anomaly mode: where the op was created
 
     def forward(self, *args, **params):
         raise NotImplementedError(f"{type(self).__name__} must implement forward")
@@ -123,6 +162,14 @@ class Function:
         """True when input `i` needs a gradient: lets backward skip expensive terms."""
         p = self.parents[i]
         return p is not None and p.requires_grad
+
+    def graph_input(self, i, data):
+        """Input `i` as a Tensor on the graph holding `data`, its forward value: how a fused op
+        hands its composite twin the inputs it rebuilt from what it saved (create_graph)."""
+        p = self.parents[i]
+        if p is None:
+            return data
+        return _wrap(data, p) if p._is_node else p      # a leaf or constant Tensor: itself
 
     @property
     def name(self):
@@ -136,15 +183,25 @@ class Function:
         datas = []
         parents = []
         record = False
+        exposed = False          # an input array the user may write into: a leaf's, a constant
         for a in args:
             if isinstance(a, Tensor):
                 datas.append(a.data)
                 if a.requires_grad:
                     record = True
-                    parents.append(a._node or a)
+                    node = a._node
+                    if node is None:
+                        exposed = True
+                        a._hint = None           # used by a recorded op: see Tensor.grad
+                        parents.append(a)
+                    else:
+                        parents.append(node)
                 else:
+                    exposed = True
                     parents.append(a)
             else:
+                if a.__class__ is not float and a.__class__ is not int:
+                    exposed = _check_constant(cls, a) or exposed
                 datas.append(a)
                 parents.append(None)
         try:
@@ -153,15 +210,26 @@ class Function:
             shapes = ", ".join(str(np.shape(d)) for d in datas)
             raise ValueError(f"{cls.__name__}: inputs of shapes {shapes}: {e}") from None
         if out.__class__ is not np.ndarray:
+            if out.__class__ is tuple:
+                return _apply_multi(fn, out, parents, record, exposed, datas)
             out = np.asarray(out)
-        if record and _grad_enabled:
+        if record and _GRAD.get():
             fn.parents = tuple(parents)
             fn.seq = _next_seq()
-            fn.scope = _scope
+            fn.scope = _SCOPE.get()
             fn.shape = out.shape
             fn.dtype = out.dtype
             fn.retained = None
+            fn.out_id = id(out)
+            if exposed and fn.saved is not None:
+                _guard_saved(fn, datas)
+            if _anomaly:
+                _anomaly_forward(fn, (out,))
             return _wrap(out, fn)
+        if _anomaly:
+            _anomaly_forward(fn, (out,))
+        if record:
+            _note_untracked_use(args)
         return _wrap(out, None)
 
     def __repr__(self):
@@ -170,6 +238,237 @@ class Function:
 
 _new_object = object.__new__
 
+
+# ---- helpers for backward rules: the one place a rule meets both arrays and Tensors -------------
+def value(x):
+    """The array of a Tensor (x itself otherwise): for constants a rule derives from saved
+    values (signs, masks, conditions), which carry no gradient."""
+    return x.data if isinstance(x, Tensor) else x
+
+
+def call(op, *args, **params):
+    """Use op `op` inside a backward rule: its forward on arrays (an array back, nothing
+    recorded), or `op.apply` when an argument is a Tensor (create_graph: recorded)."""
+    for a in args:
+        if isinstance(a, Tensor):
+            return op.apply(*args, **params)
+    fn = _new_object(op)
+    fn.saved = None
+    return fn.forward(*args, **params)
+
+
+def _check_constant(cls, a):
+    """Refuse complex, string and object inputs at the call; True for a plain ndarray."""
+    if isinstance(a, np.ndarray):
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"{cls.__name__}: got an array of dtype {a.dtype}; autotensor ops "
+                            "take bool, integer or floating-point data")
+        return True
+    if isinstance(a, (complex, str, bytes, np.complexfloating)):
+        raise TypeError(f"{cls.__name__}: got a {type(a).__name__} ({a!r}); autotensor ops take "
+                        "bool, integer or floating-point data")
+    return False
+
+
+# ---- multi-output ops --------------------------------------------------------------------------
+class Output(Function):
+    """Output `index` of a multi-output node `source`: the node its Tensor points to.
+
+    The backward walk hands its gradient to `source` in slot `index`; `source.backward`
+    runs once with every output's gradient.
+    """
+
+    def backward(self, g):
+        raise RuntimeError("Output nodes are handled by the backward walk")
+
+    @property
+    def name(self):
+        return f"{self.source.name}[{self.index}]"
+
+
+def output_node(source, index, shape, dtype, out_id):
+    """A new `Output` node for output `index` of `source` (recorded now: seq after source)."""
+    node = _new_object(Output)
+    node.source, node.index = source, index
+    node.parents = (source,)
+    node.saved = None
+    node.seq = _next_seq()
+    node.scope = source.scope
+    node.shape, node.dtype = shape, dtype
+    node.retained = None
+    node.out_id = out_id
+    return node
+
+
+def _apply_multi(fn, outs, parents, record, exposed, datas):
+    outs = tuple(o if o.__class__ is np.ndarray else np.asarray(o) for o in outs)
+    if _anomaly:
+        _anomaly_forward(fn, outs)
+    if not (record and _GRAD.get()):
+        return tuple(_wrap(o, None) for o in outs)
+    fn.parents = tuple(parents)
+    fn.seq = _next_seq()
+    fn.scope = _SCOPE.get()
+    fn.shape = tuple(o.shape for o in outs)       # one shape per output
+    fn.dtype = tuple(o.dtype for o in outs)
+    fn.retained = None
+    fn.out_id = None
+    fn.out_ids = tuple(id(o) for o in outs)
+    if exposed and fn.saved is not None:
+        _guard_saved(fn, datas)
+    return tuple(_wrap(o, output_node(fn, i, o.shape, o.dtype, id(o)))
+                 for i, o in enumerate(outs))
+
+
+# ---- saved-array safety --------------------------------------------------------------------------
+# Two mechanisms, documented in docs/engine.md ("Saved arrays"):
+# 1. In-place Tensor ops (`+=`, `zero_()`, ...) call `note_write`: the holder of the overwritten
+#    array (a leaf Tensor, or the node whose output it is) remembers the write's sequence
+#    number; the backward walk raises when a node recorded before that write saved that array.
+# 2. Direct writes into `t.data` bypass the Tensor, so an array that a leaf or the caller owns
+#    (a parameter, an input, a constant) is made read-only while a recorded node holds it, and
+#    writeable again when the last such node is freed by backward or garbage-collected: numpy
+#    then refuses the write at the write.
+_guard_count = {}            # id(array) -> number of live nodes holding it read-only
+_guard_lock = threading.Lock()
+
+
+class _Guard:
+    """Holds the arrays one node made read-only; releases them when the node lets go of it."""
+
+    __slots__ = ("arrays",)
+
+    def __init__(self, arrays):
+        self.arrays = arrays
+        with _guard_lock:
+            for a in arrays:
+                n = _guard_count.get(id(a), 0)
+                _guard_count[id(a)] = n + 1
+                if n == 0:
+                    a.flags.writeable = False
+
+    def __del__(self):
+        with _guard_lock:
+            for a in self.arrays:
+                n = _guard_count.pop(id(a), 1) - 1
+                if n:
+                    _guard_count[id(a)] = n
+                else:
+                    a.flags.writeable = True
+
+
+def _guard_saved(fn, datas):
+    """Make the user-owned input arrays that `fn` saved (or saved a view of) read-only while
+    `fn` may need them."""
+    saved = fn.saved
+    items = saved if saved.__class__ is tuple else (saved,)
+    mine = []
+    for s in items:
+        if s.__class__ is not np.ndarray:
+            continue
+        for d, p in zip(datas, fn.parents):
+            if d.__class__ is not np.ndarray or (p is not None and p._is_node):
+                continue
+            owner = d if d.base is None else d.base
+            if s is d or (s.base is not None and s.base is owner):
+                if (d.flags.writeable or id(d) in _guard_count) and \
+                        all(d is not m for m in mine):
+                    mine.append(d)
+                break
+    if mine:
+        fn.guard = _Guard(mine)
+
+
+def is_guarded(array):
+    """True while a recorded node holds `array` read-only."""
+    return id(array) in _guard_count
+
+
+@contextlib.contextmanager
+def writable(array):
+    """Let trusted code write into `array` even while a node holds it read-only.
+
+    For writers that restore every value they change (the numerical-gradient helpers) and
+    for in-place Tensor ops (which call `note_write`, so backward still raises if it matters).
+    """
+    if array.flags.writeable:
+        yield array
+        return
+    try:
+        array.flags.writeable = True
+    except ValueError:
+        raise RuntimeError(f"cannot write into this array of shape {array.shape}: it is a view "
+                           "of read-only memory (a graph that saved it is still alive, or it "
+                           "was read-only when you passed it in)") from None
+    try:
+        yield array
+    finally:
+        array.flags.writeable = False
+
+
+def note_write(holder, array):
+    """Record an in-place write into `array`, the data of a leaf Tensor or a node's output."""
+    global last_write
+    seq = _next_seq()
+    writes = getattr(holder, "writes", None)        # unset on most Tensors
+    if writes is None:
+        writes = holder.writes = {}
+    writes[id(array)] = seq
+    if holder.__class__ is Output:        # the multi-output node may have saved it too
+        source = holder.source
+        if source.writes is None:
+            source.writes = {}
+        source.writes[id(array)] = seq
+    last_write = seq
+
+
+def _note_untracked_use(args):
+    """Under no_grad: remember on each leaf that requires grad why its .grad may stay None."""
+    for a in args:
+        if isinstance(a, Tensor) and a.requires_grad and a._node is None:
+            a._hint = "no_grad"
+
+
+# ---- anomaly mode --------------------------------------------------------------------------------
+def _anomaly_forward(fn, outs):
+    """detect_anomaly: remember where the op was created, raise on a nan/inf output."""
+    fn.trace = (user_frame(), _SCOPE.get(), _SCOPE_OWNER.get())
+    for i, o in enumerate(outs):
+        if o.dtype.kind in "fc" and not np.all(np.isfinite(o)):
+            bad = int(np.sum(~np.isfinite(o)))
+            which = f" output {i}" if len(outs) > 1 else ""
+            raise FloatingPointError(
+                f"non-finite forward output{which} of {fn.name} {describe_trace(fn.trace)}: "
+                f"{bad} of {o.size} values are nan/inf (shape {o.shape})")
+
+
+def user_frame():
+    """'file.py:12' of the innermost frame outside the autotensor package (the user's line)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        path = frame.f_code.co_filename
+        if not path.startswith(_PACKAGE_DIRS):
+            return f"{path}:{frame.f_lineno}"
+        frame = frame.f_back
+    return "<unknown>"
+
+
+def describe_trace(trace):
+    """'(module 'fc1' (Linear), created at model.py:12)' for an anomaly message."""
+    if trace is None:
+        return ""
+    where, path, owner = trace
+    return f"({describe_scope(path, owner)}, created at {where})"
+
+
+def _package_dirs():
+    import os
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(here)
+    return tuple(os.path.join(root, d) + os.sep for d in ("autotensor", "nn", "optim"))
+
+
+_PACKAGE_DIRS = _package_dirs()
 
 # Bound at the bottom to break the import cycle tensor <-> function.
 from .tensor import Tensor, _wrap  # noqa: E402

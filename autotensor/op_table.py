@@ -2,11 +2,13 @@
 
 To add an op, add a row here. Each row names the op, a function of Tensors, and its sample
 inputs as (shape, domain) pairs; optional fields override gradcheck's tolerances, name a fused
-op's composite twin, and mark rows that get no numerical check. Rows cover scalars, broadcast
-pairs and several axes. Readers:
+op's composite twin, mark rows that get no numerical check, and say why a row is not checked
+at second order. Rows cover scalars, broadcast pairs and several axes. Readers:
 
-- tests/test_ops_gradcheck.py: gradcheck of every row (and of every twin), float32 kept float32
-  through every node, and a meta-test that fails when a public op has no row;
+- tests/test_ops_gradcheck.py: gradcheck of every row (and of every twin), gradgradcheck of
+  every row (second order: the recorded backward against central differences of the first
+  derivative), float32 kept float32 through every node, and a meta-test that fails when a
+  public op has no row;
 - tests/test_fused.py: fused == twin (forward and gradients) for every row with a twin;
 - `python -m autotensor verify`: fused == twin == numerical for the rows with a twin and a
   numerical check.
@@ -79,6 +81,9 @@ class Row:
     tol: dict = field(default_factory=dict)      # at.gradcheck eps/atol/rtol overrides
     twin: Callable | None = None    # fused rows: the composite twin, called like fn
     gradcheck: bool = True      # False: fused == twin only (too large, or sampled on ties)
+    # Second order: True = gradgradcheck this row; a string says why the row is not (and
+    # cannot be) checked at second order. Rows without a numerical check get none either.
+    gradgrad: bool | str = True
 
     def __post_init__(self):
         unknown = [d for _, d in self.inputs if d not in DOMAINS]
@@ -86,6 +91,9 @@ class Row:
             raise ValueError(f"row {self.id}: unknown domain(s) {unknown}; known: {list(DOMAINS)}")
         if self.gradcheck and any(d == "ties" for _, d in self.inputs):
             raise ValueError(f"row {self.id} samples on ties: it needs gradcheck=False")
+        if self.gradgrad is not True and not (isinstance(self.gradgrad, str) and self.gradgrad):
+            raise ValueError(f"row {self.id}: gradgrad must be True or the reason it is not "
+                             "checked at second order")
 
     @property
     def id(self):
@@ -214,6 +222,14 @@ OPS = [
     Row("stack", lambda x, y: at.stack([x, y, x]), (((2, 3), A), ((2, 3), A)), "axis0"),
     Row("pad", lambda x: at.pad(x, ((1, 0), (2, 3))), (((2, 3), A),), "per-axis"),
     Row("pad", lambda x: at.pad(x, 1, value=5.0), (((2, 2, 2), A),), "int"),
+    Row("clone", lambda x: x.clone() * x, (((2, 3), A),)),
+    Row("broadcast_to", lambda x: at.broadcast_to(x, (2, 3, 4)), (((3, 1), A),)),
+    Row("broadcast_to", lambda x: x.broadcast_to(3), (((), A),), "scalar"),
+    Row("index_put", lambda x, v: at.index_put(x, IDX, v, accumulate=True),
+        (((3, 4), A), ((4, 4), A)), "accumulate-repeated"),
+    Row("index_put", lambda x, v: at.index_put(x, (slice(1, None), 2), v),
+        (((3, 4), A), ((), A)), "slice-broadcast"),
+    Row("index_put", lambda x, v: at.index_put(x, MASK, v), (((3, 4), A), ((9,), A)), "mask"),
 ]
 
 # ---- autotensor.nn.functional (its batch_norm, conv2d, max_pool2d are the fused rows below) ----

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
+import sys
+import warnings
 
-from . import autograd
+import numpy as np
 
 
 class Tensor:
@@ -12,10 +13,12 @@ class Tensor:
 
     `Tensor(data, requires_grad=False, dtype=None)` wraps `data` without copying when it is
     already an ndarray of the right dtype (use `at.tensor` for a copy). Python floats and
-    lists become float64; only floating-point tensors may require grad.
+    lists become float64; bool, integer and floating-point data are accepted (complex, string
+    and object data raise TypeError); only floating-point tensors may require grad.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_node", "name", "__weakref__")
+    __slots__ = ("data", "_grad", "requires_grad", "_node", "name", "writes", "_hint",
+                 "__weakref__")
     _is_node = False
     __array_priority__ = 1000        # ndarray (op) Tensor defers to Tensor's reflected op
 
@@ -23,14 +26,19 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         data = np.asarray(data, dtype=dtype)
+        if data.dtype.kind not in "biuf":
+            raise TypeError(f"Tensor: data of dtype {data.dtype} is not supported; autotensor "
+                            "holds bool, integer or floating-point data")
         if requires_grad and not np.issubdtype(data.dtype, np.floating):
             raise TypeError(f"only floating-point tensors can require grad, got dtype "
                             f"{data.dtype}; convert first, e.g. Tensor(x, dtype=np.float64)")
         self.data = data
-        self.grad = None
+        self._grad = None
         self.requires_grad = bool(requires_grad)
         self._node = None
         self.name = None
+        if requires_grad:
+            self._hint = ("unused", autograd.backward_calls)
 
     # ---- properties ----------------------------------------------------------------------------
     @property
@@ -69,6 +77,8 @@ class Tensor:
 
     def detach(self):
         """A tensor sharing this data, cut out of the graph."""
+        if self.requires_grad and self._node is None:
+            self._hint = "detached"
         return _wrap(self.data, None)
 
     def requires_grad_(self, flag=True):
@@ -76,22 +86,101 @@ class Tensor:
             raise RuntimeError("requires_grad_(False) on a non-leaf tensor; use detach()")
         if flag and not np.issubdtype(self.dtype, np.floating):
             raise TypeError(f"only floating-point tensors can require grad, got {self.dtype}")
+        if flag and not self.requires_grad:
+            self._hint = ("unused", autograd.backward_calls)
         self.requires_grad = flag
         return self
 
     def retain_grad(self):
-        """Keep this non-leaf tensor's gradient in `.grad` during the next backward."""
-        if self._node is not None:
-            self._node.retained = self
+        """Keep this non-leaf tensor's gradient in `.grad` during the next backward.
+
+        The node keeps the gradient in a stand-in tensor of its own (an array-free
+        broadcast), never a reference back to this tensor: no reference cycle keeps the
+        activations alive.
+        """
+        node = self._node
+        if node is not None and node.retained is None:
+            node.retained = _wrap(np.broadcast_to(np.zeros((), node.dtype), node.shape), None)
         return self
 
+    @property
+    def retains_grad(self):
+        return self._node is not None and self._node.retained is not None
+
+    @property
+    def grad(self):
+        """The gradient: an ndarray, or a Tensor after a backward with create_graph=True.
+
+        None until a backward reaches this tensor; reading it then warns with the reason when
+        the reason is known (a non-leaf, a leaf used only under no_grad or detached, a leaf
+        no recorded op used; once per leaf).
+        """
+        node = self._node
+        g = self._grad if node is None or node.retained is None else node.retained._grad
+        if g is None and self.requires_grad:
+            _explain_missing_grad(self)
+        return g
+
+    @grad.setter
+    def grad(self, value):
+        node = self._node
+        if node is None or node.retained is None:
+            self._grad = value
+        else:
+            node.retained._grad = value
+
     def zero_grad(self):
-        self.grad = None
+        self._grad = None
 
     # ---- autograd ------------------------------------------------------------------------------
-    def backward(self, grad=None, retain_graph=False):
-        """Backpropagate from this tensor; `grad` may be omitted only for scalars."""
-        autograd.backward(self, grad, retain_graph)
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None, *,
+                 grad=None):
+        """Backpropagate from this tensor into the leaves' `.grad` (PyTorch's signature).
+
+        `gradient` (alias `grad`) may be omitted only for a scalar. With create_graph=True the
+        backward pass is itself recorded, so `.grad` becomes a Tensor that can be
+        differentiated again; retain_graph defaults to create_graph. `inputs`: only these
+        leaves accumulate a gradient.
+        """
+        autograd.backward(self, gradient if gradient is not None else grad, retain_graph,
+                          create_graph, inputs)
+
+    # ---- in-place ops --------------------------------------------------------------------------
+    # Each writes into this tensor's existing array (views taken earlier see the change) and
+    # records the write (function.note_write): a node that saved the old value then refuses
+    # to backpropagate. Under no_grad, or on tensors outside any graph, they are plain writes;
+    # inside a graph they are recorded like the out-of-place op (docs/engine.md).
+    def __iadd__(self, other):
+        return _inplace(self, ops.add, "+=", other)
+
+    def __isub__(self, other):
+        return _inplace(self, ops.sub, "-=", other)
+
+    def __imul__(self, other):
+        return _inplace(self, ops.mul, "*=", other)
+
+    def __itruediv__(self, other):
+        return _inplace(self, ops.div, "/=", other)
+
+    def zero_(self):
+        """Fill with zeros, in place."""
+        return _inplace(self, _filled, "zero_", 0.0)
+
+    def fill_(self, value):
+        """Fill with `value` (a number or a scalar tensor), in place."""
+        return _inplace(self, _filled, "fill_", value)
+
+    def copy_(self, src):
+        """Copy `src` (broadcast to this shape, cast to this dtype) into this tensor, in place."""
+        return _inplace(self, _filled, "copy_", src)
+
+    def clamp_(self, min=None, max=None):  # noqa: A002 (PyTorch's argument names)
+        """Clip to [min, max], in place."""
+        return _inplace(self, ops.clip, "clamp_", min, max)
+
+    def clone(self):
+        """A copy of this tensor that stays on the graph."""
+        return ops.clone(self)
 
     def __repr__(self):
         body = np.array2string(self.data, precision=4, separator=", ", threshold=20,
@@ -241,6 +330,90 @@ class Tensor:
     def astype(self, dtype):
         return ops.astype(self, dtype)
 
+    def broadcast_to(self, *shape):
+        return ops.broadcast_to(self, _shape(shape))
+
+    def index_put(self, indices, values, accumulate=False):
+        return ops.index_put(self, indices, values, accumulate)
+
+
+def _filled(old, value):
+    """`value` broadcast to old's shape, on the graph: the gradient goes to `value`, none to
+    `old`."""
+    return ops.where(np.zeros(old.shape, dtype=bool), old, value)
+
+
+def _inplace(t, op, what, *args):
+    """t = op(t, *args), written into t's own array. See the in-place section of Tensor."""
+    involved = t.requires_grad or any(isinstance(a, Tensor) and a.requires_grad for a in args)
+    recording = involved and function.is_grad_enabled()
+    target = t.data
+    if recording and t._node is None and t.requires_grad:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                           f"operation. ({what} on a leaf of shape {t.shape}: update it under "
+                           "`with at.no_grad():`, or use the out-of-place op)")
+    if recording and t._node is not None and target.base is not None:
+        raise RuntimeError(f"{what}: this tensor (output of {t._node.name}) is a view of "
+                           "another tensor's array; an in-place op on it would change that "
+                           "tensor behind the graph's back. Use the out-of-place op.")
+    if recording:
+        new = op(ops.clone(t), *args)      # the op may save the old value: give it a copy
+    else:
+        with function.no_grad():
+            new = op(t, *args)
+    if new.shape != target.shape:
+        raise RuntimeError(f"{what}: the result has shape {new.shape}, which does not fit the "
+                           f"tensor's shape {target.shape} (in-place ops do not broadcast it)")
+    with function.writable(target):
+        np.copyto(target, new.data, casting="same_kind")
+    function.note_write(t._node if t._node is not None else t, target)
+    if recording:                          # t is now the new node's output, in its old array
+        node = new._node
+        node.saved = _swap(node.saved, new.data, target)
+        node.out_id, node.shape, node.dtype = id(target), target.shape, target.dtype
+        t._node, t.requires_grad = node, True
+    return t
+
+
+def _swap(saved, old, new):
+    """`saved` with the array `old` replaced by `new` (same values) at the top level."""
+    if saved is old:
+        return new
+    if saved.__class__ is tuple:
+        return tuple(new if s is old else s for s in saved)
+    return saved
+
+
+def _explain_missing_grad(t):
+    """Warn, once per leaf, why `t.grad` is None, when the reason is known. Reads from inside
+    autotensor (optimizers, the visualiser, the course models) do not warn: they expect None."""
+    caller = sys._getframe(2).f_code.co_filename
+    if caller.startswith(function._PACKAGE_DIRS):
+        return
+    if t._node is not None:
+        if t.retains_grad:
+            return
+        why = ("it is not a leaf: backward() fills .grad only for leaves. Call "
+               "t.retain_grad() before backward() to keep a non-leaf's gradient, or use "
+               "at.grad(output, t)")
+    else:
+        hint = getattr(t, "_hint", None)
+        if hint == "no_grad":
+            why = ("the ops that used it ran under no_grad(), so they were not recorded and "
+                   "no backward() reaches it")
+        elif hint == "detached":
+            why = ("it was used through .detach(), which cuts it out of the graph, so no "
+                   "backward() reaches it")
+        elif (hint is not None and hint[0] == "unused"
+              and autograd.backward_calls > hint[1]):
+            why = ("no recorded op has used it since it was created, so it is not part of "
+                   "the graph of any backward() that ran")
+        else:
+            return
+    t._hint = None
+    label = f"'{t.name}'" if t.name else f"of shape {t.shape}"
+    warnings.warn(f"The .grad of the tensor {label} is None: {why}.", UserWarning, stacklevel=3)
+
 
 def _data(x):
     """The array inside a Tensor; anything else unchanged."""
@@ -259,7 +432,7 @@ def _wrap(data, node):
     """Fast internal constructor: no conversion, no checks (ops produce valid arrays)."""
     t = _new_tensor(Tensor)
     t.data = data
-    t.grad = None
+    t._grad = None
     t.requires_grad = node is not None
     t._node = node
     t.name = None
@@ -291,4 +464,4 @@ def _shape(shape):
     return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
 
 
-from . import ops  # noqa: E402  (ops build on Tensor)
+from . import autograd, function, ops  # noqa: E402  (they build on Tensor)

@@ -8,10 +8,13 @@ is saved with the model but not trained). Registration order is assignment order
 Calling a module runs `forward` inside `autotensor.function.scope(path)`, so every node
 recorded there carries the module's dotted path ("layers.2.conv"; "" for the root module's own
 ops), the same names `named_modules()` gives. The visualiser groups nodes by it and anomaly
-reports name it.
+reports name it (with the module's class, so the root module's own ops are named too). The
+stack of running modules is per thread, like the recording modes.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
@@ -31,15 +34,22 @@ class Parameter(Tensor):
         return "Parameter" + super().__repr__()[len("Tensor"):].replace(", requires_grad=True", "")
 
 
-# The modules whose forward is running, innermost last, each with its dotted path.
-_call_stack = []
+# The modules whose forward is running in this thread, innermost last, each with its path.
+_running = threading.local()
 
 
-def _path_of(module):
+def _call_stack():
+    stack = getattr(_running, "stack", None)
+    if stack is None:
+        stack = _running.stack = []
+    return stack
+
+
+def _path_of(module, stack):
     """Dotted path of `module` seen from the module whose forward is running ("" at the root)."""
-    if not _call_stack:
+    if not stack:
         return ""
-    parent, parent_path = _call_stack[-1]
+    parent, parent_path = stack[-1]
     for name, child in parent._modules.items():      # the common case: a direct child
         if child is module:
             return f"{parent_path}.{name}" if parent_path else name
@@ -73,13 +83,14 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must implement forward")
 
     def __call__(self, *args, **kwargs):
-        path = _path_of(self)
-        _call_stack.append((self, path))
+        stack = _call_stack()
+        path = _path_of(self, stack)
+        stack.append((self, path))
         try:
-            with scope(path):
+            with scope(path, type(self).__name__):
                 return self.forward(*args, **kwargs)
         finally:
-            _call_stack.pop()
+            stack.pop()
 
     # ---- registration --------------------------------------------------------------------------
     def __setattr__(self, name, value):

@@ -1,5 +1,6 @@
 """One table, one test: every row of autotensor/op_table.py is gradient-checked against central
-differences (a fused row's composite twin too), and keeps float32 float32 through every node.
+differences (a fused row's composite twin too) at first and second order, and keeps float32
+float32 through every node.
 
 A meta-test fails when a public op has no row: `autotensor.ops.__all__`, the fused ops of
 `autotensor.fused` and `autotensor.nn.functional.__all__`.
@@ -13,6 +14,7 @@ import pytest
 import autotensor as at
 from autotensor import fused, ops
 from autotensor.autograd import graph_nodes
+from autotensor.function import value
 from autotensor.nn import functional as F
 from autotensor.op_table import ROWS
 from autotensor.ops import elementwise, movement, reduce
@@ -26,6 +28,48 @@ CHECKED = [pytest.param(r.fn, r, id=r.id) for r in ROWS if r.gradcheck] + [
 def test_gradcheck(fn, row):
     with at.use_fused(True):
         assert at.gradcheck(fn, row.sample(), **row.tol)
+
+
+# Second order: every numerically checked row whose `gradgrad` is True.
+SECOND = [pytest.param(r, id=r.id) for r in ROWS if r.gradcheck and r.gradgrad is True]
+
+
+@pytest.mark.parametrize("row", SECOND)
+def test_gradgradcheck(row):
+    # The recorded backward (create_graph) of every row against central differences of its
+    # first-order gradient, with random grad_outputs checked as inputs too. Fused rows differ
+    # through their twin or a rule of their own (docs/fused_ops.md); their inputs are larger,
+    # so they are checked along random directions (fast_mode).
+    with at.use_fused(True):
+        assert at.gradgradcheck(row.fn, row.sample(), fast_mode=row.twin is not None,
+                                **row.tol)
+
+
+def test_every_row_is_checked_at_second_order_or_says_why_not():
+    assert len(SECOND) > 100
+    unchecked = [r for r in ROWS if r.gradcheck and r.gradgrad is not True]
+    assert all(isinstance(r.gradgrad, str) and r.gradgrad for r in unchecked)
+    from autotensor.op_table import Row
+    with pytest.raises(ValueError, match="gradgrad"):
+        Row("exp", lambda x: x.exp(), (((3,), "any"),), gradgrad=False)
+
+
+def test_gradgradcheck_catches_a_backward_that_is_not_differentiable():
+    class ConstantSlopeExp(at.Function):
+        """z = e**x, whose backward treats e**x as a constant: right at first order only."""
+
+        def forward(self, x):
+            self.saved = x
+            return np.exp(x)
+
+        def backward(self, g):
+            return g * np.exp(value(self.saved))
+
+    x = at.Tensor(np.array([0.1, 0.5, -0.3]), requires_grad=True)
+    assert at.gradcheck(ConstantSlopeExp.apply, [x])
+    with pytest.raises(AssertionError, match="input 0"):
+        at.gradgradcheck(ConstantSlopeExp.apply, [x])
+    assert at.gradgradcheck(lambda t: t.exp(), [x])
 
 
 def public_ops():
@@ -55,8 +99,9 @@ def test_rows_are_unique_and_fused_rows_name_their_twin():
 
 def test_every_primitive_has_a_row():
     # A Function added to autotensor/ops but not exported in ops.__all__ is caught here:
-    # each primitive class is named after its public function (MatMul -> matmul).
-    covered = {r.op for r in ROWS}
+    # each primitive class is named after its public function (MatMul -> matmul,
+    # BroadcastTo -> broadcast_to).
+    covered = {r.op.replace("_", "") for r in ROWS}
     primitives = {name.lower() for m in (elementwise, movement, reduce)
                   for name, obj in vars(m).items()
                   if isinstance(obj, type) and issubclass(obj, at.Function)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from ..function import Function
-from ..tensor import _tensor
+from ..autograd import twin_backward
+from ..function import Function, value
+from ..tensor import Tensor, _tensor
 from . import kernels
 
 
@@ -36,6 +37,8 @@ class BatchNormFn(Function):
     dx = gamma / sqrt(var + eps) * (g - mean(g) - xhat * mean(g * xhat)), over the M values
     of each feature, with dbeta = sum(g) and dgamma = sum(g * xhat) from the same pass.
     Saves x and the (C,) statistics, not xhat: backward rebuilds xhat on the fly.
+    Under create_graph the gradient comes from the composite twin (differentiable to any
+    order).
     """
 
     fused = True
@@ -52,14 +55,29 @@ class BatchNormFn(Function):
             update_running(running_mean, momentum, mean)
             update_running(running_var, momentum, var)
         self.saved = (x, gamma, mean, var)
-        self.training, self.eps = training, eps
+        self.training, self.eps, self.stats = training, eps, stats
         return out
 
     def backward(self, g):
         x, gamma, mean, var = self.saved
+        if isinstance(g, Tensor):      # create_graph: differentiate the twin instead
+            return (*twin_backward(self.twin, self.twin_inputs(), g), None, None)
         dx, dgamma, dbeta = kernels.bn_backward(g, x, gamma, mean, var, self.eps, self.training,
                                                 self.needs_grad(0))
         return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype), None, None
+
+    def twin(self, x, gamma, beta):
+        stats = self.stats or (None, None)
+        return batch_norm_composite(x, gamma, beta, *stats, training=self.training,
+                                    eps=self.eps)
+
+    def twin_inputs(self):
+        """x, gamma, beta as Tensors on the graph (create_graph: x is one already). beta's
+        value is not saved: the gradients do not depend on it, so zeros stand in."""
+        x, gamma = self.saved[:2]
+        dtype = x.dtype
+        return (x, self.graph_input(1, value(gamma).astype(dtype)),
+                self.graph_input(2, np.zeros(gamma.shape, dtype)))
 
 
 def batch_norm_fused(x, gamma, beta, running_mean=None, running_var=None, training=True,

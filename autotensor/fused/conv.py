@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
+from ..autograd import twin_backward
 from ..function import Function
-from ..tensor import _tensor
+from ..tensor import Tensor, _tensor
 from . import geometry, kernels
 
 
@@ -22,6 +23,8 @@ class Conv2dFn(Function):
     out[n] = W @ cols[n], dcols[n] = W.T @ g[n], dW = (sum_n cols[n] @ g[n].T).T.
     With a bias, cols gets a row of ones and W the column b: the GEMMs then add b and
     compute db = sum(g) with no extra pass over the output.
+    Under create_graph the gradient comes from the composite twin (differentiable to any
+    order), run on x, w, b rebuilt from the saved cols and wb (nothing more is saved).
     """
 
     fused = True
@@ -47,6 +50,8 @@ class Conv2dFn(Function):
 
     def backward(self, g):
         cols, wb = self.saved
+        if isinstance(g, Tensor):      # create_graph: differentiate the twin instead
+            return twin_backward(self.twin, self.twin_inputs(), g)
         (N, C, H, W), wshape, stride, pad = self.geometry
         F, _, HH, WW = wshape
         Ho, Wo = g.shape[2:]
@@ -66,6 +71,31 @@ class Conv2dFn(Function):
                                                                          cols.dtype))
             dx = kernels.col2im(dcols, C, H, W, HH, WW, stride, pad, Ho, Wo)
         return dx, dw, db
+
+    def twin(self, x, w, b):
+        return conv2d_composite(x, w, b, *self.geometry[2:])
+
+    def twin_inputs(self):
+        """x, w, b as Tensors on the graph, their values rebuilt from cols and wb."""
+        cols, wb = self.saved
+        xshape, wshape, stride, pad = self.geometry
+        K = int(np.prod(wshape[1:]))
+        x = _x_from_cols(cols[:, :K], xshape, wshape[2:], stride, pad)
+        b = self.graph_input(2, wb[:, K]) if wb.shape[1] > K else None
+        return self.graph_input(0, x), self.graph_input(1, wb[:, :K].reshape(wshape)), b
+
+
+def _x_from_cols(cols, xshape, kernel, stride, pad):
+    """The x whose im2col is `cols` (N, C*HH*WW, Ho*Wo). Pixels no window covers are 0: the
+    output does not depend on them."""
+    (N, C, H, W), (HH, WW), (sh, sw), (ph, pw) = xshape, kernel, stride, pad
+    Ho, Wo = geometry.out_size(H, HH, sh, ph), geometry.out_size(W, WW, sw, pw)
+    xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=cols.dtype)
+    c6 = cols.reshape(N, C, HH, WW, Ho, Wo)
+    for i in range(HH):
+        for j in range(WW):
+            xp[:, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw] = c6[:, :, i, j]
+    return xp[:, :, ph:ph + H, pw:pw + W]
 
 
 def conv2d_fused(x, w, b=None, stride=1, pad=0):

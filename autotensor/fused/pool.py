@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import ops
 from ..function import Function
-from ..tensor import _tensor
+from ..tensor import Tensor, _tensor
 from . import geometry, kernels
 
 
@@ -20,6 +20,9 @@ class MaxPool2dFn(Function):
     """out[n, c, ho, wo] = max_{i<kh, j<kw} x[n, c, sh*ho + i, sw*wo + j]
 
     Fused: forward records each window's argmax; backward adds g at those positions.
+    Under create_graph that same scatter is recorded as `index_put` at the argmax positions
+    (a rule of its own: the gradient is linear in g with constant positions, so it is
+    differentiable to any order and needs no saved x).
     """
 
     fused = True
@@ -28,12 +31,25 @@ class MaxPool2dFn(Function):
     def forward(self, x, kernel, stride):
         out, arg = kernels.maxpool_forward(x, *kernel, *stride)
         self.saved = arg
-        self.in_hw, self.kernel, self.stride = x.shape[2:], kernel, stride
+        self.in_shape, self.kernel, self.stride = x.shape, kernel, stride
         return out
 
     def backward(self, g):
-        return kernels.maxpool_backward(np.asarray(g), self.saved, *self.in_hw, *self.kernel,
+        arg = self.saved
+        if isinstance(g, Tensor):
+            zeros = np.zeros(self.in_shape, dtype=g.dtype)
+            return ops.index_put(zeros, self.argmax_index(), g, accumulate=True)
+        return kernels.maxpool_backward(np.asarray(g), arg, *self.in_shape[2:], *self.kernel,
                                         *self.stride)
+
+    def argmax_index(self):
+        """(n, c, h, w) index arrays of each window's maximum in x, shaped like the output."""
+        arg = self.saved.astype(np.intp)
+        kw, (sh, sw) = self.kernel[1], self.stride
+        N, C, Ho, Wo = arg.shape
+        n, c, ho, wo = np.ogrid[:N, :C, :Ho, :Wo]
+        return (np.broadcast_to(n, arg.shape), np.broadcast_to(c, arg.shape),
+                ho * sh + arg // kw, wo * sw + arg % kw)
 
 
 def max_pool2d_fused(x, kernel_size=2, stride=None):

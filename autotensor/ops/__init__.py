@@ -17,6 +17,7 @@ from .elementwise import (
     Add,
     AsType,
     Clip,
+    Clone,
     Div,
     Exp,
     Log,
@@ -33,7 +34,7 @@ from .elementwise import (
     Tanh,
     Where,
 )
-from .movement import Concatenate, GetItem, Pad, Reshape, Stack, Transpose
+from .movement import BroadcastTo, Concatenate, GetItem, IndexPut, Pad, Reshape, Stack, Transpose
 from .reduce import Max, Min, Sum, normalize_axes
 
 # The differentiable public ops; autotensor/op_table.py must hold a row for each.
@@ -41,7 +42,7 @@ __all__ = [
     "add", "sub", "mul", "div", "pow", "matmul", "neg", "abs", "exp", "log", "sqrt", "tanh",
     "sigmoid", "relu", "clip", "maximum", "minimum", "where", "sum", "mean", "var", "max", "min",
     "reshape", "transpose", "flatten", "getitem", "concatenate", "stack", "pad", "softmax",
-    "log_softmax", "logsumexp", "astype",
+    "log_softmax", "logsumexp", "astype", "clone", "broadcast_to", "index_put",
 ]
 
 
@@ -65,6 +66,7 @@ relu = Relu.apply
 maximum = Maximum.apply
 minimum = Minimum.apply
 where = Where.apply      # where(cond, x, y): x where cond (bool array or tensor) else y
+clone = Clone.apply
 
 
 def clip(x, lo=None, hi=None):
@@ -86,10 +88,10 @@ def min(x, axis=None, keepdims=False):  # noqa: A001
 
 
 def mean(x, axis=None, keepdims=False):
-    """sum(x) / n over the axes."""
+    """sum(x) / n over the axes. NOTE: over zero elements it is nan, as in PyTorch."""
     x = _tensor(x)
     n = int(np.prod([x.shape[a] for a in normalize_axes(axis, x.ndim)]))
-    return sum(x, axis, keepdims) * (1.0 / n)
+    return sum(x, axis, keepdims) * (1.0 / n if n else float("nan"))
 
 
 def var(x, axis=None, keepdims=False):
@@ -133,6 +135,22 @@ def getitem(x, index):
     elif isinstance(index, tuple):
         index = tuple(_data(i) for i in index)
     return GetItem.apply(x, index=index)
+
+
+def broadcast_to(x, shape):
+    """x broadcast to `shape` by numpy's rules; the gradient is summed back."""
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    return BroadcastTo.apply(x, shape=shape)
+
+
+def index_put(x, indices, values, accumulate=False):
+    """A copy of x with x[indices] = values (accumulate=False) or += values (True), as
+    torch.index_put; `indices` is anything x[indices] accepts (ints, slices, arrays, masks)."""
+    if isinstance(indices, Tensor):
+        indices = indices.data
+    elif isinstance(indices, tuple):
+        indices = tuple(_data(i) for i in indices)
+    return IndexPut.apply(x, values, index=indices, accumulate=bool(accumulate))
 
 
 def concatenate(tensors, axis=0):

@@ -1,14 +1,16 @@
 """Elementwise primitives: each op's forward and backward side by side.
 
 Binary ops broadcast like numpy; the engine sums each gradient back to its input's shape.
-Backward rules never modify `g` in place (it may be shared with other edges).
+Backward rules never modify `g` in place (it may be shared with other edges), and run on
+arrays or, under create_graph, on Tensors: they use operators, methods both types have, and
+`call`/`value` (function.py) for anything else.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..function import Function
+from ..function import Function, call, value
 
 # ---- binary ------------------------------------------------------------------------------------
 
@@ -69,11 +71,19 @@ class Pow(Function):
 
     def backward(self, g):
         x, y, out = self.saved
-        gx = g * y * x ** (y - 1) if self.needs_grad(0) else None
-        # NOTE: d/dy = out * log(x), defined for x > 0 only; x <= 0 gives nan, as in PyTorch.
-        # log in out's dtype: np.log of a Python number (2 ** y) is a float64 scalar, which
-        # would turn a float32 gradient into float64.
-        gy = g * out * np.log(x, dtype=out.dtype) if self.needs_grad(1) else None
+        gx = gy = None
+        if self.needs_grad(0):
+            gx = g * y * x ** (y - 1)
+            # NOTE: 0 where y == 0, as in PyTorch (0 * x**-1 would be nan at x == 0).
+            if np.any(value(y) == 0):
+                gx = call(Where, value(y) == 0, 0.0, gx)
+        if self.needs_grad(1):
+            # NOTE: d/dy = out * log(x): nan for x < 0, and taken as 0 where x == 0 and
+            # y >= 0 (PyTorch's choice: x**y is flat there from the right). log in out's
+            # dtype: log of a Python number (2 ** y) would turn float32 gradients float64.
+            x = x if hasattr(x, "dtype") else np.asarray(x, dtype=out.dtype)
+            flat = (value(x) == 0) & (value(y) >= 0)
+            gy = g * out * call(Log, call(Where, flat, 1.0, x) if np.any(flat) else x)
         return gx, gy
 
 
@@ -93,16 +103,21 @@ class MatMul(Function):
         y2 = y[:, None] if y.ndim == 1 else y
         g2 = g
         if x.ndim == 1:
-            g2 = np.expand_dims(g2, -2)
+            g2 = g2.reshape(g2.shape[:-1] + (1, g2.shape[-1]))
         if y.ndim == 1:
-            g2 = np.expand_dims(g2, -1)
-        gx = g2 @ np.swapaxes(y2, -1, -2) if self.needs_grad(0) else None
-        gy = np.swapaxes(x2, -1, -2) @ g2 if self.needs_grad(1) else None
+            g2 = g2.reshape(g2.shape + (1,))
+        gx = g2 @ _swap_last(y2) if self.needs_grad(0) else None
+        gy = _swap_last(x2) @ g2 if self.needs_grad(1) else None
         if gx is not None and x.ndim == 1:
             gx = gx[..., 0, :]
         if gy is not None and y.ndim == 1:
             gy = gy[..., 0]
         return gx, gy
+
+
+def _swap_last(a):
+    """a with its last two axes swapped (a view of an array; a transpose op on a Tensor)."""
+    return a.transpose(tuple(range(a.ndim - 2)) + (a.ndim - 1, a.ndim - 2))
 
 
 class Maximum(Function):
@@ -145,6 +160,16 @@ class Where(Function):
 # ---- unary -------------------------------------------------------------------------------------
 
 
+class Clone(Function):
+    """z = a copy of x  (in-place ops give it the old value to save: Tensor._inplace)"""
+
+    def forward(self, x):
+        return np.array(x, copy=True)
+
+    def backward(self, g):
+        return g
+
+
 class Neg(Function):
     """z = -x"""
 
@@ -163,7 +188,7 @@ class Abs(Function):
         return np.abs(x)
 
     def backward(self, g):
-        return g * np.sign(self.saved)
+        return g * np.sign(value(self.saved))
 
 
 class Exp(Function):
@@ -237,7 +262,7 @@ class Relu(Function):
         return out
 
     def backward(self, g):
-        return g * (self.saved > 0)
+        return g * (value(self.saved) > 0)
 
 
 class Clip(Function):

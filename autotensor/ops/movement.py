@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..function import Function
+from ..function import Function, call
 
 
 class Reshape(Function):
@@ -30,7 +30,20 @@ class Transpose(Function):
         return x.transpose(self.axes)
 
     def backward(self, g):
-        return g.transpose(np.argsort(self.axes))
+        return g.transpose(tuple(int(a) for a in np.argsort(self.axes)))
+
+
+class BroadcastTo(Function):
+    """z = x broadcast to `shape` (numpy's rules; a read-only view)"""
+
+    def forward(self, x, shape):
+        try:
+            return np.broadcast_to(x, shape)
+        except ValueError:
+            raise ValueError(f"cannot broadcast shape {np.shape(x)} to {tuple(shape)}") from None
+
+    def backward(self, g):
+        return g                    # the engine sums it back to x's shape (unbroadcast)
 
 
 class GetItem(Function):
@@ -46,13 +59,30 @@ class GetItem(Function):
         return x[index]
 
     def backward(self, g):
-        gx = np.zeros(self.in_shape, dtype=np.result_type(self.in_dtype, g.dtype))
-        index = self.index
-        if _has_int_array(index):
-            np.add.at(gx, _bool_masks_to_ints(index), g)
-        else:                       # basic slicing or masks: each element is picked once
-            gx[index] = g
-        return gx
+        zeros = np.zeros(self.in_shape, dtype=np.result_type(self.in_dtype, g.dtype))
+        return call(IndexPut, zeros, g, index=self.index, accumulate=True)
+
+
+class IndexPut(Function):
+    """z = x with z[index] = values (accumulate=False) or z[index] += values (True), where
+    `index` is anything x[index] takes. Repeated indices accumulate with accumulate=True;
+    without it the last write wins (and each repeat still receives the gradient)."""
+
+    def forward(self, x, values, index, accumulate=False):
+        self.index = index
+        self.accumulate = accumulate
+        out = np.array(x, dtype=np.result_type(x, values))      # x itself is never written
+        if accumulate and _has_int_array(index):
+            np.add.at(out, _bool_masks_to_ints(index), values)
+        elif accumulate:            # basic slicing or masks: each element is picked once
+            out[index] += values
+        else:
+            out[index] = values
+        return out
+
+    def backward(self, g):
+        gx = g if self.accumulate else call(IndexPut, g, 0.0, index=self.index)
+        return gx, g[self.index]
 
 
 def _as_tuple(index):
@@ -84,18 +114,22 @@ class Concatenate(Function):
         return np.concatenate(xs, axis=axis)
 
     def backward(self, g):
-        return tuple(np.split(g, self.splits, axis=self.axis))
+        axis = self.axis % g.ndim
+        bounds = [0, *self.splits, g.shape[axis]]
+        return tuple(g[(slice(None),) * axis + (slice(lo, hi),)]
+                     for lo, hi in zip(bounds[:-1], bounds[1:]))
 
 
 class Stack(Function):
     """z = [x1, x2, ...] stacked along a new `axis`"""
 
     def forward(self, *xs, axis=0):
-        self.axis = axis
-        return np.stack(xs, axis=axis)
+        out = np.stack(xs, axis=axis)
+        self.axis, self.n = axis % out.ndim, len(xs)
+        return out
 
     def backward(self, g):
-        return tuple(np.moveaxis(g, self.axis, 0))
+        return tuple(g[(slice(None),) * self.axis + (i,)] for i in range(self.n))
 
 
 class Pad(Function):

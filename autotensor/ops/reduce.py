@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..function import Function
+from ..function import Function, call, value
+from .movement import BroadcastTo
 
 
 def normalize_axes(axis, ndim):
@@ -24,9 +25,11 @@ def normalize_axes(axis, ndim):
     return tuple(sorted(out))
 
 
-def _expand(g, axes, keepdims):
+def _expand(g, axes, keepdims, in_shape):
     """Give the reduced axes back to `g` (size 1) so it broadcasts against the input."""
-    return g if keepdims else np.expand_dims(g, axes)
+    if keepdims:
+        return g
+    return g.reshape(tuple(1 if i in axes else n for i, n in enumerate(in_shape)))
 
 
 class Sum(Function):
@@ -39,7 +42,8 @@ class Sum(Function):
         return x.sum(axis=self.axes, keepdims=keepdims)
 
     def backward(self, g):
-        return np.broadcast_to(_expand(g, self.axes, self.keepdims), self.in_shape)
+        return call(BroadcastTo, _expand(g, self.axes, self.keepdims, self.in_shape),
+                    shape=self.in_shape)
 
 
 class Max(Function):
@@ -56,8 +60,9 @@ class Max(Function):
         return self.reduce(x, axis=self.axes, keepdims=keepdims)
 
     def backward(self, g):
-        return _expand(g, self.axes, self.keepdims) * _first_pick_mask(
-            self.saved, self.axes, self.pick)
+        x = value(self.saved)
+        return _expand(g, self.axes, self.keepdims, x.shape) * _first_pick_mask(
+            x, self.axes, self.pick)
 
 
 class Min(Max):
