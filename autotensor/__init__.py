@@ -1,6 +1,6 @@
 """autotensor: a small, readable reverse-mode autograd tensor engine on numpy."""
 
-from . import memory, ops
+from . import functional, memory, ops
 from .autograd import detect_anomaly, grad
 from .function import (
     Function,
@@ -20,4 +20,4 @@ memory.tune_malloc()
 
 __all__ = ["Tensor", "tensor", "zeros", "ones", "randn", "Function", "no_grad", "enable_grad",
            "set_grad_enabled", "is_grad_enabled", "use_fused", "fused_enabled", "detect_anomaly",
-           "grad", "gradcheck", "gradgradcheck", *ops.__all__]
+           "grad", "gradcheck", "gradgradcheck", "functional", *ops.__all__]

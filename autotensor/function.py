@@ -423,9 +423,11 @@ def note_write(holder, array):
 
 
 def _note_untracked_use(args):
-    """Under no_grad: remember on each leaf that requires grad why its .grad may stay None."""
+    """Under no_grad: remember on each leaf that requires grad and that no recorded op has
+    used yet why its .grad may stay None (Tensor.grad explains it)."""
     for a in args:
-        if isinstance(a, Tensor) and a.requires_grad and a._node is None:
+        if isinstance(a, Tensor) and a.requires_grad and a._node is None and \
+                getattr(a, "_hint", None) is not None:
             a._hint = "no_grad"
 
 

@@ -77,8 +77,8 @@ class Tensor:
 
     def detach(self):
         """A tensor sharing this data, cut out of the graph."""
-        if self.requires_grad and self._node is None:
-            self._hint = "detached"
+        if self.requires_grad and self._node is None and getattr(self, "_hint", None):
+            self._hint = "detached"         # only while no recorded op has used it
         return _wrap(self.data, None)
 
     def requires_grad_(self, flag=True):
