@@ -269,72 +269,13 @@ class Tensor:
     def __float__(self):
         return float(self.data)
 
-    # ---- methods that mirror at.* functions ----------------------------------------------------
-    def exp(self):
-        return ops.exp(self)
-
-    def log(self):
-        return ops.log(self)
-
-    def sqrt(self):
-        return ops.sqrt(self)
-
-    def tanh(self):
-        return ops.tanh(self)
-
-    def sigmoid(self):
-        return ops.sigmoid(self)
-
-    def relu(self):
-        return ops.relu(self)
-
-    def abs(self):
-        return ops.abs(self)
-
-    def clip(self, lo=None, hi=None):
-        return ops.clip(self, lo, hi)
-
-    def sum(self, axis=None, keepdims=False):
-        return ops.sum(self, axis, keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        return ops.mean(self, axis, keepdims)
-
-    def var(self, axis=None, keepdims=False):
-        return ops.var(self, axis, keepdims)
-
-    def max(self, axis=None, keepdims=False):
-        return ops.max(self, axis, keepdims)
-
-    def min(self, axis=None, keepdims=False):
-        return ops.min(self, axis, keepdims)
-
-    def reshape(self, *shape):
-        return ops.reshape(self, *shape)
-
-    def transpose(self, *axes):
-        return ops.transpose(self, *axes)
-
-    def flatten(self, start_dim=0):
-        return ops.flatten(self, start_dim)
-
-    def softmax(self, axis=-1):
-        return ops.softmax(self, axis)
-
-    def log_softmax(self, axis=-1):
-        return ops.log_softmax(self, axis)
-
-    def logsumexp(self, axis=-1, keepdims=False):
-        return ops.logsumexp(self, axis, keepdims)
-
-    def astype(self, dtype):
-        return ops.astype(self, dtype)
-
+    # ---- methods that mirror at.* functions (most are forwarded: see _FORWARDED below) -------
     def broadcast_to(self, *shape):
         return ops.broadcast_to(self, _shape(shape))
 
-    def index_put(self, indices, values, accumulate=False):
-        return ops.index_put(self, indices, values, accumulate)
+    def where(self, condition, other):
+        """self where `condition` else other (PyTorch's Tensor.where)."""
+        return ops.where(condition, self, other)
 
 
 def _filled(old, value):
@@ -465,3 +406,28 @@ def _shape(shape):
 
 
 from . import autograd, function, ops  # noqa: E402  (they build on Tensor)
+
+# Tensor.<name>(...) is at.<name>(self, ...): each of these methods only forwards to its op
+# function (looked up at the call: ops imports this module before it is complete).
+_FORWARDED = (
+    "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "clip", "clamp", "sin", "cos",
+    "log1p", "expm1", "erf", "pow", "matmul", "outer", "tril", "triu", "sign", "floor", "round",
+    "sum", "mean", "var", "std", "max", "min", "amax", "amin", "prod", "cumsum", "norm",
+    "logsumexp", "softmax", "log_softmax", "argmax", "argmin", "all", "any",
+    "reshape", "view", "transpose", "permute", "flatten", "unsqueeze", "squeeze", "expand",
+    "expand_as", "repeat", "flip", "split", "chunk", "gather", "scatter_add", "index_select",
+    "masked_fill", "index_put", "astype",
+)
+
+
+def _forwarding(name):
+    def method(self, *args, **kwargs):
+        return getattr(ops, name)(self, *args, **kwargs)
+
+    method.__name__, method.__qualname__ = name, f"Tensor.{name}"
+    method.__doc__ = f"at.{name}(self, ...): see its docstring and docs/ops.md."
+    return method
+
+
+for _name in _FORWARDED:
+    setattr(Tensor, _name, _forwarding(_name))

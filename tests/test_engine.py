@@ -165,20 +165,23 @@ def test_comparisons_are_plain_results():
 
 def test_ties_send_the_gradient_where_docs_ops_md_says():
     x = at.Tensor(np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]]), requires_grad=True)
-    x.max(axis=1).sum().backward()       # max/min: all of it to the first extremum
-    np.testing.assert_array_equal(x.grad, [[0, 1, 0], [1, 0, 0]])
+    x.max(axis=1).sum().backward()       # max/min over axes: split evenly (PyTorch's amax)
+    np.testing.assert_array_equal(x.grad, [[0, 0.5, 0.5], [0.5, 0.5, 0]])
     x.grad = None
     x.max().backward()
-    np.testing.assert_array_equal(x.grad, [[0, 1, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(x.grad, [[0, 0.5, 0.5], [0, 0, 0]])
     x.grad = None
     x.min(axis=(0, 1)).backward()
     np.testing.assert_array_equal(x.grad, [[0, 0, 0], [0, 0, 1]])
-    for op in (at.maximum, at.minimum):  # maximum/minimum: all of it to the first argument
+    x.grad = None
+    x.max(dim=1).values.sum().backward()     # max(dim=): all of it to the first extremum
+    np.testing.assert_array_equal(x.grad, [[0, 1, 0], [1, 0, 0]])
+    for op in (at.maximum, at.minimum):  # maximum/minimum: half to each argument
         a, b = leaf(3), leaf(3, seed=1)
         b.data[...] = a.data
         op(a, b).sum().backward()
-        np.testing.assert_array_equal(a.grad, np.ones(3))
-        np.testing.assert_array_equal(b.grad, np.zeros(3))
+        np.testing.assert_array_equal(a.grad, np.full(3, 0.5))
+        np.testing.assert_array_equal(b.grad, np.full(3, 0.5))
 
 
 # ---- dtype ------------------------------------------------------------------------------------

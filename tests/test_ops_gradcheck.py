@@ -17,7 +17,7 @@ from autotensor.autograd import graph_nodes
 from autotensor.function import value
 from autotensor.nn import functional as F
 from autotensor.op_table import ROWS
-from autotensor.ops import elementwise, movement, reduce
+from autotensor.ops import einsum, elementwise, movement, reduce
 
 # Each checked row, and each checked row's twin (an id ending in "-twin").
 CHECKED = [pytest.param(r.fn, r, id=r.id) for r in ROWS if r.gradcheck] + [
@@ -102,7 +102,7 @@ def test_every_primitive_has_a_row():
     # each primitive class is named after its public function (MatMul -> matmul,
     # BroadcastTo -> broadcast_to).
     covered = {r.op.replace("_", "") for r in ROWS}
-    primitives = {name.lower() for m in (elementwise, movement, reduce)
+    primitives = {name.lower() for m in (elementwise, movement, reduce, einsum)
                   for name, obj in vars(m).items()
                   if isinstance(obj, type) and issubclass(obj, at.Function)
                   and obj.__module__ == m.__name__}

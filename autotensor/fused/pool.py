@@ -3,7 +3,7 @@
 Shapes: x (N, C, H, W), out (N, C, Ho, Wo) with the sizes of `geometry.pool2d_output_shape`
 (no padding).
 NOTE: on ties the gradient goes to the first maximum of the window in row-major order, in
-both the fused op and the twin (whose `max` picks the first maximum too).
+both the fused op and the twin (whose `max(dim=-1)` picks the first maximum too).
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ def max_pool2d_composite(x, kernel_size=2, stride=None):
     if (kh, kw) == (sh, sw):
         if (Ho * kh, Wo * kw) != x.shape[2:]:
             x = x[:, :, :Ho * kh, :Wo * kw]
-        return ops.max(ops.reshape(x, (N, C, Ho, kh, Wo, kw)), axis=(3, 5))
+        windows = ops.permute(ops.reshape(x, (N, C, Ho, kh, Wo, kw)), 0, 1, 2, 4, 3, 5)
+        return ops.max(ops.reshape(windows, (N, C, Ho, Wo, kh * kw)), dim=-1).values
     shifted = [x[:, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw]
                for i in range(kh) for j in range(kw)]
-    return ops.max(ops.stack(shifted, axis=-1), axis=-1)
+    return ops.max(ops.stack(shifted, axis=-1), dim=-1).values

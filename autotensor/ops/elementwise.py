@@ -8,6 +8,8 @@ arrays or, under create_graph, on Tensors: they use operators, methods both type
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..function import Function, call, value
@@ -121,27 +123,34 @@ def _swap_last(a):
 
 
 class Maximum(Function):
-    """z = max(x, y) elementwise. NOTE: on ties the gradient goes to x (the first argument)."""
+    """z = max(x, y) elementwise. NOTE: on ties each input gets half the gradient (PyTorch)."""
 
     def forward(self, x, y):
-        self.saved = x >= y
-        return np.maximum(x, y)
+        out = np.maximum(x, y)
+        self.saved = _share(np.greater(x, y), np.equal(x, y), out.dtype)
+        return out
 
     def backward(self, g):
-        x_wins = self.saved
-        return g * x_wins, g * ~x_wins
+        x_share = self.saved
+        return g * x_share, g * (1 - x_share)
 
 
 class Minimum(Function):
-    """z = min(x, y) elementwise. NOTE: on ties the gradient goes to x (the first argument)."""
+    """z = min(x, y) elementwise. NOTE: on ties each input gets half the gradient (PyTorch)."""
 
     def forward(self, x, y):
-        self.saved = x <= y
-        return np.minimum(x, y)
+        out = np.minimum(x, y)
+        self.saved = _share(np.less(x, y), np.equal(x, y), out.dtype)
+        return out
 
     def backward(self, g):
-        x_wins = self.saved
-        return g * x_wins, g * ~x_wins
+        x_share = self.saved
+        return g * x_share, g * (1 - x_share)
+
+
+def _share(x_wins, tie, dtype):
+    """x's share of the gradient: 1 where x wins, 1/2 on a tie, 0 where y wins."""
+    return np.where(tie, 0.5, x_wins).astype(dtype, copy=False)
 
 
 class Where(Function):
@@ -224,6 +233,70 @@ class Sqrt(Function):
 
     def backward(self, g):
         return g / (2 * self.saved)
+
+
+class Log1p(Function):
+    """z = ln(1 + x)  (a primitive: exact for tiny x, where 1 + x would round away x)"""
+
+    def forward(self, x):
+        self.saved = x
+        return np.log1p(x)
+
+    def backward(self, g):
+        return g / (1 + self.saved)
+
+
+class Expm1(Function):
+    """z = e**x - 1  (a primitive: exact for tiny x; saves the output: dz/dx = z + 1)"""
+
+    def forward(self, x):
+        out = np.expm1(x)
+        self.saved = out
+        return out
+
+    def backward(self, g):
+        return g * (self.saved + 1)
+
+
+class Sin(Function):
+    """z = sin(x)"""
+
+    def forward(self, x):
+        self.saved = x
+        return np.sin(x)
+
+    def backward(self, g):
+        return g * call(Cos, self.saved)
+
+
+class Cos(Function):
+    """z = cos(x)"""
+
+    def forward(self, x):
+        self.saved = x
+        return np.cos(x)
+
+    def backward(self, g):
+        return -g * call(Sin, self.saved)
+
+
+class Erf(Function):
+    """z = erf(x) = 2/sqrt(pi) * integral of e**-t**2 from 0 to x  (exact GELU needs it)"""
+
+    def forward(self, x):
+        self.saved = x
+        # NOTE: numpy has no erf; math.erf per element is exact to double precision (~50 ns
+        # an element: fine for activations, the cost of a dependency-free exact GELU).
+        dtype = np.asarray(x).dtype
+        return np.asarray(_erf(x), dtype=dtype if dtype.kind == "f" else np.float64)
+
+    def backward(self, g):
+        x = self.saved
+        return g * _TWO_OVER_SQRT_PI * call(Exp, -(x * x))
+
+
+_erf = np.frompyfunc(math.erf, 1, 1)
+_TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
 
 
 class Tanh(Function):

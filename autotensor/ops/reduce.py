@@ -47,40 +47,44 @@ class Sum(Function):
 
 
 class Max(Function):
-    """z = max of x over axes. NOTE: on ties the whole gradient goes to the first maximum
-    (in C order over the reduced axes), like np.argmax; PyTorch's amax splits it evenly."""
+    """z = max of x over axes (PyTorch's amax). NOTE: on ties the gradient is split evenly among
+    the maxima, as PyTorch's amax and full max() do; `at.max(x, dim=d)` (values, indices)
+    sends it to the first maximum instead (ops.max builds that from a gather)."""
 
-    pick = staticmethod(np.argmax)
     reduce = staticmethod(np.max)
 
     def forward(self, x, axis=None, keepdims=False):
         self.axes = normalize_axes(axis, x.ndim)
         self.keepdims = keepdims
-        self.saved = x
-        return self.reduce(x, axis=self.axes, keepdims=keepdims)
+        out = self.reduce(x, axis=self.axes, keepdims=keepdims)
+        self.saved = (x, out)
+        return out
 
     def backward(self, g):
-        x = value(self.saved)
-        return _expand(g, self.axes, self.keepdims, x.shape) * _first_pick_mask(
-            x, self.axes, self.pick)
+        x, out = (value(s) for s in self.saved)
+        out = _expand(out, self.axes, self.keepdims, x.shape)
+        winners = x == out
+        if np.isnan(out).any():         # a NaN maximum: the NaNs share the gradient
+            winners |= np.isnan(x) & np.isnan(out)
+        share = winners / winners.sum(axis=self.axes, keepdims=True)
+        return _expand(g, self.axes, self.keepdims, x.shape) * share.astype(x.dtype, copy=False)
 
 
 class Min(Max):
-    """z = min of x over axes. NOTE: on ties the gradient goes to the first minimum."""
+    """z = min of x over axes (PyTorch's amin). NOTE: ties split the gradient evenly."""
 
-    pick = staticmethod(np.argmin)
     reduce = staticmethod(np.min)
 
 
-def _first_pick_mask(x, axes, pick):
-    """Boolean mask of x's shape, True at the single element `pick` selects per reduced slice."""
-    ndim = x.ndim
-    if ndim == 0:
-        return np.ones((), dtype=bool)
-    tail = tuple(range(ndim - len(axes), ndim))
-    moved = np.moveaxis(x, axes, tail)
-    flat = moved.reshape(moved.shape[:ndim - len(axes)] + (-1,))
-    idx = pick(flat, axis=-1)[..., None]
-    mask = np.zeros(flat.shape, dtype=bool)
-    np.put_along_axis(mask, idx, True, axis=-1)
-    return np.moveaxis(mask.reshape(moved.shape), tail, axes)
+class Cumsum(Function):
+    """z[..., i] = x[..., 0] + ... + x[..., i] along `axis`  (a primitive: as a composite it
+    would be a matmul with a triangular matrix, O(n**2) instead of O(n))"""
+
+    def forward(self, x, axis):
+        self.axis = axis
+        return np.cumsum(x, axis=axis)
+
+    def backward(self, g):
+        # Each x[i] feeds z[i:], so dx[i] = g[i] + ... + g[n-1]: a cumsum of the reversed g.
+        rev = (slice(None),) * (self.axis % g.ndim) + (slice(None, None, -1),)
+        return call(Cumsum, g[rev], axis=self.axis)[rev]
