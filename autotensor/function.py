@@ -149,8 +149,8 @@ class Function:
     _is_node = True
     requires_grad = True         # nodes exist only when some input requires grad
     fused = False
-    writes = None                # {id(array): seq} of in-place writes into this node's output
     trace = None                 # anomaly mode: where the op was created
+    out_alias = None             # in-place ops: id of the array the op first returned
 
     def forward(self, *args, **params):
         raise NotImplementedError(f"{type(self).__name__} must implement forward")
@@ -192,7 +192,6 @@ class Function:
                     node = a._node
                     if node is None:
                         exposed = True
-                        a._hint = None           # used by a recorded op: see Tensor.grad
                         parents.append(a)
                     else:
                         parents.append(node)
@@ -221,8 +220,8 @@ class Function:
             fn.dtype = out.dtype
             fn.retained = None
             fn.out_id = id(out)
-            if exposed and fn.saved is not None:
-                _guard_saved(fn, datas)
+            if exposed:
+                _note_recorded_use(fn, datas)
             if _anomaly:
                 _anomaly_forward(fn, (out,))
             return _wrap(out, fn)
@@ -314,8 +313,8 @@ def _apply_multi(fn, outs, parents, record, exposed, datas):
     fn.retained = None
     fn.out_id = None
     fn.out_ids = tuple(id(o) for o in outs)
-    if exposed and fn.saved is not None:
-        _guard_saved(fn, datas)
+    if exposed:
+        _note_recorded_use(fn, datas)
     return tuple(_wrap(o, output_node(fn, i, o.shape, o.dtype, id(o)))
                  for i, o in enumerate(outs))
 
@@ -357,6 +356,16 @@ class _Guard:
                     a.flags.writeable = True
 
 
+def _note_recorded_use(fn, datas):
+    """A recorded node with a leaf or constant input: clear the leaves' Tensor.grad hints and
+    hold the user-owned arrays it saved read-only."""
+    for p in fn.parents:
+        if p is not None and not p._is_node and p.requires_grad:
+            p._hint = None
+    if fn.saved is not None:
+        _guard_saved(fn, datas)
+
+
 def _guard_saved(fn, datas):
     """Make the user-owned input arrays that `fn` saved (or saved a view of) read-only while
     `fn` may need them."""
@@ -366,6 +375,10 @@ def _guard_saved(fn, datas):
     for s in items:
         if s.__class__ is not np.ndarray:
             continue
+        base = s.base
+        if base.__class__ is np.ndarray and (base.flags.writeable or id(base) in _guard_count) \
+                and all(base is not m for m in mine):
+            mine.append(base)           # a view (of a leaf, say): hold the memory it shows
         for d, p in zip(datas, fn.parents):
             if d.__class__ is not np.ndarray or (p is not None and p._is_node):
                 continue
@@ -406,19 +419,26 @@ def writable(array):
         array.flags.writeable = False
 
 
+# id(array) -> (sequence number of the latest in-place write into it, what the array is). An
+# array a node saved was alive when the node was recorded, so a write stamped later than the
+# node under that array's id (or its base's) is a write into that very memory. Stale entries
+# of freed arrays are harmless: a later array reusing the id is saved by later nodes only.
+written = {}
+
+
 def note_write(holder, array):
-    """Record an in-place write into `array`, the data of a leaf Tensor or a node's output."""
+    """Record an in-place write into `array`, the data of `holder` (a leaf Tensor, or the
+    Tensor of a node's output): backward then refuses nodes recorded earlier that saved it."""
     global last_write
     seq = _next_seq()
-    writes = getattr(holder, "writes", None)        # unset on most Tensors
-    if writes is None:
-        writes = holder.writes = {}
-    writes[id(array)] = seq
-    if holder.__class__ is Output:        # the multi-output node may have saved it too
-        source = holder.source
-        if source.writes is None:
-            source.writes = {}
-        source.writes[id(array)] = seq
+    if holder._node is None:
+        what = f"'{holder.name}'" if holder.name else "a leaf tensor"
+    else:
+        what = f"the output of {holder._node.name} (node #{holder._node.seq})"
+    entry = (seq, f"{what} of shape {array.shape}")
+    written[id(array)] = entry
+    if array.base is not None:          # a view: the memory belongs to its base
+        written[id(array.base)] = entry
     last_write = seq
 
 

@@ -17,8 +17,7 @@ class Tensor:
     and object data raise TypeError); only floating-point tensors may require grad.
     """
 
-    __slots__ = ("data", "_grad", "requires_grad", "_node", "name", "writes", "_hint",
-                 "__weakref__")
+    __slots__ = ("data", "_grad", "requires_grad", "_node", "name", "_hint", "__weakref__")
     _is_node = False
     __array_priority__ = 1000        # ndarray (op) Tensor defers to Tensor's reflected op
 
@@ -366,22 +365,15 @@ def _inplace(t, op, what, *args):
                            f"tensor's shape {target.shape} (in-place ops do not broadcast it)")
     with function.writable(target):
         np.copyto(target, new.data, casting="same_kind")
-    function.note_write(t._node if t._node is not None else t, target)
+    function.note_write(t, target)
     if recording:                          # t is now the new node's output, in its old array
         node = new._node
-        node.saved = _swap(node.saved, new.data, target)
-        node.out_id, node.shape, node.dtype = id(target), target.shape, target.dtype
+        # The node keeps what it saved (an op that saves its output keeps its own copy, so a
+        # later in-place op on t does not invalidate it); create_graph knows both arrays.
+        node.out_alias, node.out_id = node.out_id, id(target)
+        node.shape, node.dtype = target.shape, target.dtype
         t._node, t.requires_grad = node, True
     return t
-
-
-def _swap(saved, old, new):
-    """`saved` with the array `old` replaced by `new` (same values) at the top level."""
-    if saved is old:
-        return new
-    if saved.__class__ is tuple:
-        return tuple(new if s is old else s for s in saved)
-    return saved
 
 
 def _explain_missing_grad(t):
