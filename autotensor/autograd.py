@@ -227,9 +227,11 @@ def _walk(roots, seeds, retain_graph, create_graph, targets=None, min_seq=0):
     nodes = graph_nodes(*starts, min_seq=min_seq)
     if targets is not None:
         needed = _needed(nodes, leaf_slot, node_slot)
+    # Only nodes recorded before the latest in-place write can have saved an overwritten array.
+    check_writes = bool(nodes) and function.last_write > nodes[-1].seq
     last_write = function.last_write
     anomaly = function._anomaly
-    token = function._GRAD.set(create_graph)        # rules record only under create_graph
+    token = function.set_grad_mode(create_graph)    # rules record only under create_graph
     try:
         for node in nodes:
             g = pending.pop(node, None)
@@ -254,7 +256,7 @@ def _walk(roots, seeds, retain_graph, create_graph, targets=None, min_seq=0):
                     f"Trying to backward through the graph a second time ({node.name} node, "
                     f"recorded #{node.seq}): its saved buffers were freed by the first "
                     "backward. Pass retain_graph=True to the first backward() to keep them.")
-            if node.seq < last_write:
+            if check_writes and node.seq < last_write:
                 _check_saved(node)
             if create_graph or g.__class__ is list:
                 grads = _run_rule(node, g, create_graph)
@@ -287,7 +289,7 @@ def _walk(roots, seeds, retain_graph, create_graph, targets=None, min_seq=0):
                 else:
                     _capture(found, leaf_slot.get(p), gp)
     finally:
-        function._GRAD.reset(token)
+        function._MODE.reset(token)
     return found
 
 

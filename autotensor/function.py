@@ -37,12 +37,10 @@ import numpy as np
 # ---- recording modes ---------------------------------------------------------------------------
 # Per thread (and per asyncio task): context variables. A new thread starts with the defaults,
 # so `no_grad()` in one thread never turns recording off in another. ContextVar.get() is the
-# cheapest per-thread read Python has (~20 ns); `Function.apply` reads the grad mode once per
-# recorded op and the scope once per node.
-_GRAD = contextvars.ContextVar("autotensor_grad_enabled", default=True)
+# cheapest per-thread read Python has (~20 ns): `Function.apply` reads one, _MODE = (grad
+# enabled, module scope path, scope owner's class name), once per recorded op.
+_MODE = contextvars.ContextVar("autotensor_mode", default=(True, None, None))
 _FUSED = contextvars.ContextVar("autotensor_fused_enabled", default=True)
-_SCOPE = contextvars.ContextVar("autotensor_scope", default=None)
-_SCOPE_OWNER = contextvars.ContextVar("autotensor_scope_owner", default=None)
 _next_seq = itertools.count(1).__next__
 
 # Process-wide, like PyTorch's anomaly mode: set by `autograd.detect_anomaly`. A plain global
@@ -64,12 +62,18 @@ class _GradMode(contextlib.ContextDecorator):
         return type(self)(self.enabled)
 
     def __enter__(self):
-        self._tokens.append(_GRAD.set(self.enabled))
+        self._tokens.append(set_grad_mode(self.enabled))
         return self
 
     def __exit__(self, *exc):
-        _GRAD.reset(self._tokens.pop())
+        _MODE.reset(self._tokens.pop())
         return False
+
+
+def set_grad_mode(enabled):
+    """Turn recording on/off in this thread; returns the token `_MODE.reset` takes back."""
+    _, path, owner = _MODE.get()
+    return _MODE.set((enabled, path, owner))
 
 
 def no_grad():
@@ -88,7 +92,7 @@ def set_grad_enabled(mode):
 
 
 def is_grad_enabled():
-    return _GRAD.get()
+    return _MODE.get()[0]
 
 
 @contextlib.contextmanager
@@ -110,16 +114,15 @@ def fused_enabled():
 def scope(path, owner=None):
     """Tag every node recorded inside the block with the module path `path` (e.g. 'layers.2';
     '' for the root module's own ops). `owner` names the module for error messages."""
-    token, owner_token = _SCOPE.set(path), _SCOPE_OWNER.set(owner)
+    token = _MODE.set((_MODE.get()[0], path, owner))
     try:
         yield
     finally:
-        _SCOPE.reset(token)
-        _SCOPE_OWNER.reset(owner_token)
+        _MODE.reset(token)
 
 
 def current_scope():
-    return _SCOPE.get()
+    return _MODE.get()[1]
 
 
 def describe_scope(path, owner=None):
@@ -212,14 +215,14 @@ class Function:
             if out.__class__ is tuple:
                 return _apply_multi(fn, out, parents, record, exposed, datas)
             out = np.asarray(out)
-        if record and _GRAD.get():
+        if record and (mode := _MODE.get())[0]:
             fn.parents = tuple(parents)
             fn.seq = _next_seq()
-            fn.scope = _SCOPE.get()
+            fn.scope = mode[1]
             fn.shape = out.shape
             fn.dtype = out.dtype
             fn.retained = None
-            fn.out_id = id(out)
+            fn.out_id = _id(out)
             if exposed:
                 _note_recorded_use(fn, datas)
             if _anomaly:
@@ -236,6 +239,7 @@ class Function:
 
 
 _new_object = object.__new__
+_id = id
 
 
 # ---- helpers for backward rules: the one place a rule meets both arrays and Tensors -------------
@@ -303,11 +307,11 @@ def _apply_multi(fn, outs, parents, record, exposed, datas):
     outs = tuple(o if o.__class__ is np.ndarray else np.asarray(o) for o in outs)
     if _anomaly:
         _anomaly_forward(fn, outs)
-    if not (record and _GRAD.get()):
+    if not (record and _MODE.get()[0]):
         return tuple(_wrap(o, None) for o in outs)
     fn.parents = tuple(parents)
     fn.seq = _next_seq()
-    fn.scope = _SCOPE.get()
+    fn.scope = _MODE.get()[1]
     fn.shape = tuple(o.shape for o in outs)       # one shape per output
     fn.dtype = tuple(o.dtype for o in outs)
     fn.retained = None
@@ -454,7 +458,7 @@ def _note_untracked_use(args):
 # ---- anomaly mode --------------------------------------------------------------------------------
 def _anomaly_forward(fn, outs):
     """detect_anomaly: remember where the op was created, raise on a nan/inf output."""
-    fn.trace = (user_frame(), _SCOPE.get(), _SCOPE_OWNER.get())
+    fn.trace = (user_frame(), *_MODE.get()[1:])
     for i, o in enumerate(outs):
         if o.dtype.kind in "fc" and not np.all(np.isfinite(o)):
             bad = int(np.sum(~np.isfinite(o)))
