@@ -85,7 +85,8 @@ def _entry(batch, key, path):
     for k in (key, key.encode()):
         if k in batch:
             return batch[k]
-    raise ValueError(f"CIFAR-10 file {path} has no {key!r} entry (keys: {list(batch)})")
+    keys = ", ".join(repr(k)[:40] for k in list(batch)[:10]) + (", ..." if len(batch) > 10 else "")
+    raise ValueError(f"CIFAR-10 file {path} has no {key!r} entry (keys: [{keys}])")
 
 
 def _labels(labels, n, path):

@@ -70,7 +70,7 @@ def _short(v):
         return f"an array {v.dtype} {v.shape}"
     if isinstance(v, np.dtype):
         return f"dtype {v}"
-    return f"a {type(v).__name__}"                 # a list, a dict, a tuple
+    return "a tuple" if isinstance(v, tuple) else f"a {type(v).__name__}"   # list, dict
 
 
 def _brief(v, levels=2):
@@ -577,10 +577,11 @@ class _Reader:
             raise PickleRefusedError(f"refused BUILD at byte {at} on {_brief(target)}: only a "
                                      f"new numpy array or dtype takes a state")
         if target.value is not None:
-            raise PickleRefusedError(
-                f"refused a second BUILD at byte {at} of the numpy {target.kind} made at byte "
-                f"{target.at}: a state is set once (re-BUILDing a dtype that an array uses is "
-                f"how a crafted file turns its bytes into pointers)")
+            why = (" (re-BUILDing a dtype that an array uses is how a crafted file turns its "
+                   "bytes into pointers)" if target.kind == "dtype" else "")
+            raise PickleRefusedError(f"refused a second BUILD at byte {at} of the numpy "
+                                     f"{target.kind} made at byte {target.at}: a state is set "
+                                     f"once{why}")
         try:
             target.value = target.finish(state)
         except SafePickleError as err:
