@@ -25,6 +25,7 @@ import math
 import pickle
 import pickletools
 import struct
+import warnings
 
 import numpy as np
 
@@ -35,6 +36,10 @@ MAX_DEPTH = 32                 # nesting of tuples, lists and dicts; a CIFAR bat
 _MAX_LINE = 4096               # argument line of a protocol-0 number, memo index or global
 _MAX_LONG_BYTES = 1024         # LONG1 / LONG4 integers
 _MAX_NDIM = 32
+_MAX_MARKS = 2 * MAX_DEPTH     # open MARKs; a pickle opens one per container being filled
+# Containers made plus memo entries. An official batch needs about 30,000; the cap bounds the
+# memory a file can ask for per byte (an EMPTY_LIST is one byte, a list ~150 bytes).
+_MAX_KEPT = 2_000_000
 # bool, signed and unsigned integers, floats: element types without pointers or padding
 _DTYPE_CODES = ("b1", "i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8", "f2", "f4", "f8")
 
@@ -287,7 +292,7 @@ class _Reader:
     def __init__(self, data):
         self.data, self.pos = data, 0
         self.stack, self.metastack, self.memo = [], [], {}
-        self.depth, self.sealed, self.alive = {}, set(), []
+        self.depth, self.sealed, self.alive, self.kept = {}, set(), [], 0
         self.handlers = {
             _P.MARK: self._mark, _P.POP: self._pop_top,
             _P.POP_MARK: lambda at: self._pop_mark(at), _P.PROTO: self._proto,
@@ -419,6 +424,8 @@ class _Reader:
             self._pop_mark(at)                     # as pickle: POP with an empty stack = POP_MARK
 
     def _mark(self, at):
+        if len(self.metastack) >= _MAX_MARKS:
+            raise PickleRefusedError(f"refused more than {_MAX_MARKS} open MARKs (at byte {at})")
         self.metastack.append(self.stack)
         self.stack = []
 
@@ -455,13 +462,26 @@ class _Reader:
         line = self._line(at, limit=None)
         if len(line) < 2 or line[:1] != line[-1:] or line[:1] not in (b"'", b'"'):
             raise PickleMalformedError(f"STRING at byte {at} is not quoted")
-        self._push(_latin1(codecs.escape_decode(line[1:-1])[0]))
+        with warnings.catch_warnings():            # "invalid escape" is a warning there
+            warnings.simplefilter("error")
+            try:
+                raw = codecs.escape_decode(line[1:-1])[0]
+            except (ValueError, Warning) as err:
+                raise PickleMalformedError(f"STRING at byte {at}: {str(err)[:80]}") from None
+        self._push(_latin1(raw))
 
     def _unicode(self, at):
         self._push(str(self._line(at, limit=None), "raw-unicode-escape"))
 
     # ---- containers
+    def _keep(self):
+        self.kept += 1
+        if self.kept > _MAX_KEPT:
+            raise PickleRefusedError(f"refused more than {_MAX_KEPT} containers and memo "
+                                     f"entries: a CIFAR-10 batch needs about 30000")
+
     def _new(self, container):
+        self._keep()
         self.alive.append(container)               # ids stay unique while the reader lives
         self.depth[id(container)] = 1
         return container
@@ -530,6 +550,8 @@ class _Reader:
         if not self.stack or index < 0:
             raise PickleMalformedError(f"memo PUT at byte {at} with "
                                        + ("an empty stack" if index >= 0 else f"index {index}"))
+        if index not in self.memo:
+            self._keep()
         self.memo[index] = self.stack[-1]
 
     def _get(self, index, at):

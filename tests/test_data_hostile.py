@@ -299,7 +299,8 @@ ROWS = [
     ("deep-tuples", b"\x80\x02)" + b"\x85" * 100_000 + b".", "refused nesting deeper than 32"),
     ("deep-dicts", b"\x80\x02" + b"}K\x00" * 1000 + b"}" + b"s" * 1000 + b".",
      "refused nesting deeper than 32"),
-    ("many-marks", b"\x80\x02" + b"(" * 100_000 + b").", "100000 open MARKs"),
+    ("many-marks", b"\x80\x02" + b"(" * 100_000 + b").", "refused more than 64 open MARKs"),
+    ("string-bad-escape", b"S'ab\\q'\n.", "STRING at byte 0: invalid escape"),
     ("tuple-dict-key", b"\x80\x02}" + ints(1) + b"K\x01s.", r"refused the dict key \(1,\)"),
     ("list-dict-key", b"\x80\x02}]K\x01s.", "refused the dict key a list"),
     ("dtype-stored-as-data", batch(labels=b"](" + dtype() + b"e"),
@@ -396,6 +397,19 @@ def test_hostile_batch_is_a_value_error_naming_the_file(outcomes, name, fragment
 def test_no_payload_ran(outcomes):
     assert len(outcomes["results"]) == len(ROWS)
     assert not (outcomes["root"] / "pwned").exists()
+
+
+def test_containers_and_memo_entries_are_capped(monkeypatch):
+    """A one-byte EMPTY_LIST costs ~150 bytes of memory: the count is capped (2,000,000; 100
+    here, so the test is quick and runs in-process)."""
+    from autotensor import safe_pickle
+    monkeypatch.setattr(safe_pickle, "_MAX_KEPT", 100)
+    with pytest.raises(safe_pickle.PickleRefusedError, match="more than 100 containers"):
+        safe_pickle.loads(b"\x80\x02" + b"]" * 101 + b"0" * 100 + b".")
+    memo = b"".join(b"r" + struct.pack("<I", i) for i in range(101))
+    with pytest.raises(safe_pickle.PickleRefusedError, match="more than 100 containers"):
+        safe_pickle.loads(b"\x80\x02N" + memo + b".")
+    assert safe_pickle.loads(b"\x80\x02N" + memo[:5 * 99] + b".") is None     # 99 + the result
 
 
 # ---------------------------------------------------------------- random mutations
