@@ -23,7 +23,6 @@ import pytest
 
 N = 2                                     # images per valid batch
 TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
-ENV = {**os.environ, "PYTHONHASHSEED": "0"}
 
 
 # ---------------------------------------------------------------- opcode helpers
@@ -371,7 +370,7 @@ def outcomes(tmp_path_factory):
     results, todo = {}, [name for name, _, _ in ROWS]
     while todo:
         proc = subprocess.run([sys.executable, "-c", CHILD, str(folder), str(rows), *todo],
-                              capture_output=True, text=True, cwd=root, timeout=120, env=ENV)
+                              capture_output=True, text=True, cwd=root, timeout=120)
         for line in proc.stdout.splitlines():
             out = json.loads(line)
             results[out.pop("row")] = out
@@ -480,7 +479,7 @@ def test_random_mutations_load_or_raise_value_error(tmp_path):
     target = str(tmp_path / "data_batch_1")
     cases = 1000
     proc = subprocess.run([sys.executable, "-c", FUZZ_CHILD, target, str(cases), *seeds],
-                          capture_output=True, text=True, timeout=120, env=ENV)
+                          capture_output=True, text=True, timeout=120)
     last = proc.stdout.splitlines()[-2:] if proc.stdout else []
     assert proc.returncode == 0, f"rc {proc.returncode} after case {last}: {proc.stderr[-3000:]}"
     counts = json.loads(proc.stdout.splitlines()[-1])
@@ -505,7 +504,7 @@ def test_cli_train_on_the_crafted_batch_fails_cleanly(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "autotensor", "train", "--dataset", "cifar10",
                            "--data-dir", str(folder), "--out", str(tmp_path / "out"),
                            "--epochs", "1", "--num-training", "4"],
-                          capture_output=True, text=True, timeout=120, env=ENV)
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode > 0, (proc.returncode, proc.stderr[-2000:])
     assert f"CIFAR-10 file {folder / 'data_batch_1'}: refused numpy.dtype('V8'" in proc.stderr
     assert "Error" in proc.stderr and "Segmentation" not in proc.stderr
