@@ -47,8 +47,9 @@ def relu(x):
 
 def leaky_relu(x, negative_slope=0.01):
     """x where x > 0, else negative_slope * x."""
+    slope = float(validate.number("leaky_relu", "negative_slope", negative_slope))
     x = _tensor(x)
-    return at.where(x.data > 0, x, x * float(negative_slope))
+    return at.where(x.data > 0, x, x * slope)
 
 
 def sigmoid(x):
@@ -164,6 +165,8 @@ def batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=Tru
     NOTE: the fused op computes in x's dtype, so integer input would come back truncated to
     integers; it is promoted first, as numpy's mean would (an integer x needs no gradient).
     """
+    validate.number("batch_norm", "momentum", momentum, "in [0, 1]")
+    validate.number("batch_norm", "eps", eps, "> 0")
     x = _tensor(x)
     if not np.issubdtype(x.dtype, np.floating):
         x = _tensor(x.data.astype(np.float64))
@@ -177,6 +180,7 @@ def layer_norm(x, gamma, beta, eps=1e-5):
     x (N, D) with gamma, beta (D,) as the course uses it; in general the statistics are taken
     over the last gamma.ndim axes of x. Same in training and evaluation.
     """
+    validate.number("layer_norm", "eps", eps, "> 0")
     x, gamma = _tensor(x), _tensor(gamma)
     k = gamma.ndim
     if k == 0 or x.ndim <= k or x.shape[x.ndim - k:] != gamma.shape:
