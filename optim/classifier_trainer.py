@@ -122,8 +122,9 @@ def _check_arguments(X, y, X_val, y_val, reg, learning_rate, momentum, learning_
     validate.choice(_OWNER, "update", update, ("sgd", "momentum", "rmsprop"))
     N = np.shape(X)[0] if np.ndim(X) else 0
     if N == 0 or len(y) != N or len(X_val) != len(y_val) or len(X_val) == 0:
-        raise ValueError(f"need non-empty data with matching labels; got X {np.shape(X)}, y "
-                         f"{np.shape(y)}, X_val {np.shape(X_val)}, y_val {np.shape(y_val)}")
+        raise ValueError(f"{_OWNER}: need non-empty data with matching labels; got X "
+                         f"{np.shape(X)}, y {np.shape(y)}, X_val {np.shape(X_val)}, y_val "
+                         f"{np.shape(y_val)}")
     # Their upper bound, the number of classes, is checked against the first scores.
     validate.labels(_OWNER, "y", y)
     validate.labels(_OWNER, "y_val", y_val)

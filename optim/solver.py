@@ -57,15 +57,16 @@ class Solver:
         self.print_every = kwargs.pop("print_every", 10)
         self.verbose = kwargs.pop("verbose", True)
         if kwargs:
-            raise ValueError("Unrecognized arguments " + ", ".join(f'"{k}"' for k in kwargs))
+            raise ValueError("Solver: Unrecognized arguments "
+                             + ", ".join(f'"{k}"' for k in kwargs))
         rule_name = self.update_rule if isinstance(self.update_rule, str) else None
         if isinstance(self.update_rule, str):
             if self.update_rule not in rules.__all__:
-                raise ValueError(f'Invalid update_rule "{self.update_rule}"; choose one of '
+                raise ValueError(f'Solver: Invalid update_rule "{self.update_rule}"; choose one of '
                                  f"{rules.__all__} or pass a function")
             self.update_rule = getattr(rules, self.update_rule)
         elif not callable(self.update_rule):
-            raise ValueError(f"update_rule must be a rule name or a function, got "
+            raise ValueError(f"Solver: update_rule must be a rule name or a function, got "
                              f"{self.update_rule!r}")
         elif getattr(rules, getattr(self.update_rule, "__name__", ""), None) is self.update_rule:
             rule_name = self.update_rule.__name__
@@ -79,7 +80,7 @@ class Solver:
         if self.checkpoint_name is not None:
             directory = os.path.dirname(os.path.abspath(os.fspath(self.checkpoint_name)))
             if not os.path.isdir(directory):
-                raise ValueError(f"checkpoint_name {self.checkpoint_name!r}: directory "
+                raise ValueError(f"Solver: checkpoint_name {self.checkpoint_name!r}: directory "
                                  f"{directory!r} does not exist")
         self._reset()
 
@@ -222,13 +223,14 @@ def _check_model(model):
 def _check_data(data):
     missing = [k for k in ("X_train", "y_train", "X_val", "y_val") if k not in data]
     if missing:
-        raise ValueError(f"data is missing {missing}; it needs X_train, y_train, X_val, y_val")
+        raise ValueError(f"Solver: data is missing {missing}; it needs X_train, y_train, X_val, "
+                         "y_val")
     X_train, y_train, X_val, y_val = (np.asarray(data[k])
                                       for k in ("X_train", "y_train", "X_val", "y_val"))
     for X, y, split in ((X_train, y_train, "train"), (X_val, y_val, "val")):
         if X.ndim < 1 or len(X) == 0 or y.shape != (len(X),):
-            raise ValueError(f"X_{split} has shape {X.shape} and y_{split} has shape {y.shape}; "
-                             f"need N >= 1 samples and y of shape (N,)")
+            raise ValueError(f"Solver: X_{split} has shape {X.shape} and y_{split} has shape "
+                             f"{y.shape}; need N >= 1 samples and y of shape (N,)")
         # Their upper bound, the number of classes, is checked against the first scores.
         validate.labels("Solver", f"data['y_{split}']", y)
     return X_train, y_train, X_val, y_val
