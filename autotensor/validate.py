@@ -34,6 +34,8 @@ RANGES = {
     "in (0, 1]": lambda v: 0 < v <= 1,
 }
 
+# Appended to every learning-rate refusal: it says what 0 means, and keeps the wording the
+# optimizers documented before this module ("learning rate must be >= 0").
 _LR_HINT = "a learning rate must be >= 0: 0 leaves the weights unchanged"
 
 
