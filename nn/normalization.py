@@ -17,6 +17,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from autotensor import validate
+
 from . import functional as F
 from .module import Module, Parameter
 
@@ -26,10 +28,10 @@ class _BatchNorm(Module):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.9, dtype=np.float64):
         super().__init__()
-        if num_features < 1:
-            raise ValueError(f"{type(self).__name__}: num_features must be positive, got "
-                             f"{num_features}")
-        self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
+        name = type(self).__name__
+        self.num_features = validate.size(name, "num_features", num_features)
+        self.eps = float(validate.number(name, "eps", eps, "> 0"))
+        self.momentum = validate.number(name, "momentum", momentum, "in [0, 1]")
         self.gamma = Parameter(np.ones(self.num_features, dtype=dtype))
         self.beta = Parameter(np.zeros(self.num_features, dtype=dtype))
         self.register_buffer("running_mean", np.zeros(self.num_features, dtype=dtype))
@@ -65,9 +67,8 @@ class LayerNorm(Module):
 
     def __init__(self, num_features, eps=1e-5, dtype=np.float64):
         super().__init__()
-        if num_features < 1:
-            raise ValueError(f"LayerNorm: num_features must be positive, got {num_features}")
-        self.num_features, self.eps = int(num_features), float(eps)
+        self.num_features = validate.size("LayerNorm", "num_features", num_features)
+        self.eps = float(validate.number("LayerNorm", "eps", eps, "> 0"))
         self.gamma = Parameter(np.ones(self.num_features, dtype=dtype))
         self.beta = Parameter(np.zeros(self.num_features, dtype=dtype))
 
@@ -111,16 +112,18 @@ def read_bn_param(bn_param, x, caller):
     `BatchNormParam.batch_norm`, so the dict always holds the current ones (the course writes
     them back after each call). `caller` names the function in error messages.
     """
-    mode = bn_param.get("mode", "train")
-    if mode not in ("train", "test"):
-        raise ValueError(f"{caller}: bn_param['mode'] must be 'train' or 'test', got {mode!r}")
+    validate.param_dict(caller, "bn_param", bn_param)
+    mode = validate.choice(caller, "bn_param['mode']", bn_param.get("mode", "train"),
+                           ("train", "test"))
+    momentum = validate.number(caller, "bn_param['momentum']", bn_param.get("momentum", 0.9),
+                               "in [0, 1]")
+    eps = validate.number(caller, "bn_param['eps']", bn_param.get("eps", 1e-5), "> 0")
     if x.ndim < 2:
         raise ValueError(f"{caller}: x must have a batch axis and a feature axis, got {x.shape}")
     d = x.shape[1]
     running_mean = bn_param.setdefault("running_mean", np.zeros(d, dtype=x.dtype))
     running_var = bn_param.setdefault("running_var", np.zeros(d, dtype=x.dtype))
-    return BatchNormParam(mode == "train", bn_param.get("momentum", 0.9),
-                          bn_param.get("eps", 1e-5), running_mean, running_var)
+    return BatchNormParam(mode == "train", momentum, eps, running_mean, running_var)
 
 
 def new_bn_params(n):

@@ -19,7 +19,7 @@ import copy
 
 import numpy as np
 
-from autotensor import Tensor
+from autotensor import Tensor, validate
 
 from . import rules
 
@@ -73,10 +73,10 @@ class Optimizer:
         self.param_groups.append(new)
 
     def _check(self, group):
-        if group["lr"] is None or group["lr"] < 0:
-            raise ValueError(f"learning rate must be >= 0, got {group['lr']}")
-        if group.get("weight_decay", 0.0) < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {group['weight_decay']}")
+        """Refuse a group's bad hyperparameter, naming the optimizer, the key and the value."""
+        name = type(self).__name__
+        validate.learning_rate(name, "lr", group["lr"])
+        validate.number(name, "weight_decay", group.get("weight_decay", 0.0), ">= 0")
 
     # ---- the update ----------------------------------------------------------------------------
     def step(self):
@@ -178,10 +178,9 @@ class SGD(Optimizer):
 
     def _check(self, group):
         super()._check(group)
-        if group["momentum"] < 0:
-            raise ValueError(f"momentum must be >= 0, got {group['momentum']}")
+        validate.number("SGD", "momentum", group["momentum"], "in [0, 1)")
         if group["nesterov"] and group["momentum"] == 0:
-            raise ValueError("nesterov=True needs a momentum > 0")
+            raise ValueError("SGD: nesterov=True needs a momentum > 0")
 
     def _rule(self, group):
         if group["momentum"] == 0:
@@ -198,14 +197,13 @@ class Adam(Optimizer):
     state_keys = ("m", "v", "t")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
-                                      weight_decay=weight_decay))
+        betas = tuple(betas) if isinstance(betas, (tuple, list, np.ndarray)) else betas
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
 
     def _check(self, group):
         super()._check(group)
-        b1, b2 = group["betas"]
-        if not (0 <= b1 < 1 and 0 <= b2 < 1):
-            raise ValueError(f"betas must lie in [0, 1), got {group['betas']}")
+        validate.numbers("Adam", "betas", group["betas"], 2, "in [0, 1)")
+        validate.number("Adam", "eps", group["eps"], "> 0")
 
     def _rule(self, group):
         return rules.adam
@@ -226,8 +224,8 @@ class RMSprop(Optimizer):
 
     def _check(self, group):
         super()._check(group)
-        if not 0 <= group["decay_rate"] < 1:
-            raise ValueError(f"decay_rate must lie in [0, 1), got {group['decay_rate']}")
+        validate.number("RMSprop", "decay_rate", group["decay_rate"], "in [0, 1)")
+        validate.number("RMSprop", "eps", group["eps"], "> 0")
 
     def _rule(self, group):
         return rules.rmsprop
@@ -244,6 +242,10 @@ class Adagrad(Optimizer):
 
     def __init__(self, params, lr=1e-2, eps=1e-8, weight_decay=0.0):
         super().__init__(params, dict(lr=lr, eps=eps, weight_decay=weight_decay))
+
+    def _check(self, group):
+        super()._check(group)
+        validate.number("Adagrad", "eps", group["eps"], "> 0")
 
     def _rule(self, group):
         return rules.adagrad

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 
+from autotensor import validate
+
 __all__ = ["LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR"]
 
 
@@ -65,10 +67,10 @@ class StepLR(LRScheduler):
     """Step decay: lr = base_lr * gamma ** (epoch // step_size)."""
 
     def __init__(self, optimizer, step_size, gamma=0.1):
-        if int(step_size) != step_size or step_size < 1:
-            raise ValueError(f"step_size must be a positive integer, got {step_size}")
+        step_size = validate.size("StepLR", "step_size", step_size)
+        validate.number("StepLR", "gamma", gamma, "> 0")
         super().__init__(optimizer)
-        self.step_size, self.gamma = int(step_size), gamma
+        self.step_size, self.gamma = step_size, gamma
 
     def lr_at(self, base_lr, epoch):
         return base_lr * self.gamma ** (epoch // self.step_size)
@@ -78,8 +80,7 @@ class ExponentialLR(LRScheduler):
     """Exponential decay: lr = base_lr * gamma ** epoch (the Solver's `lr_decay`, per epoch)."""
 
     def __init__(self, optimizer, gamma):
-        if gamma <= 0:
-            raise ValueError(f"gamma must be > 0, got {gamma}")
+        validate.number("ExponentialLR", "gamma", gamma, "> 0")
         super().__init__(optimizer)
         self.gamma = gamma
 
@@ -94,10 +95,10 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(self, optimizer, T_max, eta_min=0.0):
-        if int(T_max) != T_max or T_max < 1:
-            raise ValueError(f"T_max must be a positive integer, got {T_max}")
+        T_max = validate.size("CosineAnnealingLR", "T_max", T_max)
+        validate.number("CosineAnnealingLR", "eta_min", eta_min, ">= 0")
         super().__init__(optimizer)
-        self.T_max, self.eta_min = int(T_max), eta_min
+        self.T_max, self.eta_min = T_max, eta_min
 
     def lr_at(self, base_lr, epoch):
         frac = min(epoch, self.T_max) / self.T_max
