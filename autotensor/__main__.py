@@ -124,8 +124,11 @@ def train(args):
         raise SystemExit("train --dataset cifar10 needs --data-dir: the folder holding the "
                          "CIFAR-10 batches (binary or python version, see docs/data.md)")
     else:
-        data = get_cifar10_data(args.data_dir, num_training=args.num_training,
-                                dtype=np.float32)
+        try:
+            data = get_cifar10_data(args.data_dir, num_training=args.num_training,
+                                    dtype=np.float32)
+        except (ValueError, FileNotFoundError) as err:    # a broken or hostile data folder
+            raise SystemExit(f"autotensor train: {err}") from None
     input_dim = data["X_train"].shape[1:]
     if args.model == "cnn":
         small = input_dim[1] <= 8                 # digits: 3x3 filters; CIFAR-10: the course's
