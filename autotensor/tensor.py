@@ -272,23 +272,12 @@ def tensor(data, requires_grad=False, dtype=None):
                   requires_grad=requires_grad)
 
 
-def zeros(*shape, dtype=np.float64, requires_grad=False):
-    return Tensor(np.zeros(_shape(shape), dtype=dtype), requires_grad=requires_grad)
-
-
-def ones(*shape, dtype=np.float64, requires_grad=False):
-    return Tensor(np.ones(_shape(shape), dtype=dtype), requires_grad=requires_grad)
-
-
-def randn(*shape, dtype=np.float64, requires_grad=False, rng=None):
-    """Standard normal samples, from `rng` (a np.random.Generator) or numpy's global RNG."""
-    shape = _shape(shape)
-    data = rng.standard_normal(shape) if rng is not None else np.random.randn(*shape)
-    return Tensor(data.astype(dtype, copy=False), requires_grad=requires_grad)
-
-
-def _shape(shape):
-    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-
-
 from . import ops  # noqa: E402  (ops build on Tensor)
+
+
+def __getattr__(name):
+    """zeros, ones and randn moved to creation.py; `from autotensor.tensor import zeros` works."""
+    if name in ("zeros", "ones", "randn"):
+        from . import creation
+        return getattr(creation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

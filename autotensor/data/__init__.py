@@ -6,6 +6,8 @@
     get_digits_data()         -> the same dict for the digits shipped inside the package,
                                  X (N, 1, 8, 8); no download, works offline
     iterate_minibatches(X, y, batch_size)  -> yields (Xb, yb)
+    Dataset, TensorDataset, DataLoader, samplers, default_collate
+                              -> PyTorch's data vocabulary (dataloader.py)
 
 `load_CIFAR10` and `get_CIFAR10_data` are the course's spellings of the first two (same
 functions; unlike the course, the dataset folder is an argument). See docs/data.md.
@@ -25,8 +27,22 @@ import numpy as np
 
 from autotensor import safe_pickle
 
+from .dataloader import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    TensorDataset,
+    default_collate,
+    default_convert,
+)
+
 __all__ = ["load_cifar10", "get_cifar10_data", "load_CIFAR10", "get_CIFAR10_data",
-           "get_digits_data", "iterate_minibatches"]
+           "get_digits_data", "iterate_minibatches", "Dataset", "TensorDataset", "DataLoader",
+           "Sampler", "SequentialSampler", "RandomSampler", "BatchSampler", "default_collate",
+           "default_convert"]
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
 _PIXELS = 3 * 32 * 32                  # one image: R, G, B planes of 32x32, each row-major
