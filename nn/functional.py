@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 import autotensor as at
-from autotensor import fused, validate
-from autotensor.fused import conv2d, max_pool2d
+from autotensor import validate
+from autotensor.fused import batch_norm, conv2d, max_pool2d
 from autotensor.tensor import _data, _tensor
 
 # Every differentiable function here; autotensor/op_table.py holds a gradcheck row for each.
@@ -157,23 +157,6 @@ def svm_loss(scores, y):
 
 
 # ---- normalisation -----------------------------------------------------------------------------
-def batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=True, momentum=0.9,
-               eps=1e-5):
-    """The fused batch norm (`autotensor.fused.batch_norm`: x (N, D) or (N, C, H, W), the
-    course's momentum convention), with an integer x computed in float64.
-
-    NOTE: the fused op computes in x's dtype, so integer input would come back truncated to
-    integers; it is promoted first, as numpy's mean would (an integer x needs no gradient).
-    """
-    validate.number("batch_norm", "momentum", momentum, "in [0, 1]")
-    validate.number("batch_norm", "eps", eps, "> 0")
-    x = _tensor(x)
-    if not np.issubdtype(x.dtype, np.floating):
-        x = _tensor(x.data.astype(np.float64))
-    return fused.batch_norm(x, gamma, beta, running_mean, running_var, training=training,
-                            momentum=momentum, eps=eps)
-
-
 def layer_norm(x, gamma, beta, eps=1e-5):
     """Normalise each sample over its trailing features, then scale and shift.
 
