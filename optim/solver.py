@@ -182,12 +182,14 @@ class Solver:
     def load_checkpoint(self, path, restore_rng=True):
         """Restore params, optimizer configs, epoch, histories and best params/accuracy from a
         checkpoint (and numpy's global RNG state if `restore_rng`), so `train()` continues
-        from the next epoch. Everything is validated before anything is assigned."""
+        from the next epoch. Everything is validated first (the RNG state on a scratch
+        generator); a refusal is a ValueError naming the file and the entry, and leaves the
+        solver, its model and the global RNG exactly as they were."""
         arrays, meta = checkpoint.load_checkpoint(path)
         with checkpoint.naming_errors(path):
             state = checkpoint.unpack_solver(self, arrays, meta)
             # The first assignment: it checks every buffer before setting any, and nothing
-            # assigned after it can fail.
+            # assigned after it can fail (params, RNG state: checked by unpack_solver).
             checkpoint.load_model_buffers(self.model, state["buffers"])
         self.model.params = state["params"]
         self.optim_configs = state["optim_configs"]
