@@ -323,9 +323,10 @@ def pack_solver(solver):
     meta = {
         "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "epoch": solver.epoch,
         "update_rule": solver.update_rule.__name__, "lr_decay": float(solver.lr_decay),
-        "batch_size": solver.batch_size, "num_epochs": solver.num_epochs,
-        "num_train_samples": solver.num_train_samples,
-        "num_val_samples": solver.num_val_samples, "best_val_acc": float(solver.best_val_acc),
+        "batch_size": int(solver.batch_size), "num_epochs": int(solver.num_epochs),
+        "num_train_samples": _int_or_none(solver.num_train_samples),
+        "num_val_samples": _int_or_none(solver.num_val_samples),
+        "best_val_acc": float(solver.best_val_acc),
         "param_names": list(params), "best_names": list(solver.best_params),
         "buffer_names": list(buffers), "optim_scalars": scalars, "optim_arrays": array_keys,
         "rng": {"kind": kind, "pos": int(pos), "has_gauss": int(has_gauss),
@@ -533,6 +534,10 @@ def load_model_buffers(model, arrays):
     else:
         load_bn_buffers(getattr(model, "bn_params", None) or [], arrays,
                         getattr(model, "params", None))
+
+
+def _int_or_none(value):
+    return None if value is None else int(value)     # a numpy integer is not JSON
 
 
 def _json_scalar(value, what):

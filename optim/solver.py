@@ -175,8 +175,14 @@ class Solver:
 
     # ---- checkpoints (the format: optim/checkpoint.py) -----------------------------------------
     def save_checkpoint(self, path):
-        """Write everything needed to resume (see docs/training.md) atomically to `path`."""
-        arrays, meta = checkpoint.pack_solver(self)
+        """Write everything needed to resume (see docs/training.md) atomically to `path`.
+
+        What the loader would refuse (say a config value it cannot range-check) is refused
+        here, with a ValueError naming the file, and nothing is written."""
+        try:
+            arrays, meta = checkpoint.pack_solver(self)
+        except ValueError as e:
+            raise ValueError(f"checkpoint {os.fspath(path)!r}: {e}") from e
         return checkpoint.save_checkpoint(path, arrays, meta)
 
     def load_checkpoint(self, path, restore_rng=True):

@@ -434,3 +434,23 @@ def test_kill_9_during_saves_leaves_a_whole_file_and_no_temp_after_the_next_save
         arrays, meta = checkpoint.load_checkpoint(path)
         assert meta["n"] != 0 and np.all(arrays["x"] == meta["n"])      # whole, not torn
         assert os.listdir(tmp_path) == ["c.npz"]
+
+
+def test_save_refuses_what_load_would_refuse_naming_the_file(tmp_path):
+    solver = optim.Solver(ShiftNet(), make_data(), **{**KW, "batch_size": np.int64(16)})
+    solver.optim_configs["W"]["learning_rate"] = float("nan")
+    with pytest.raises(ValueError, match=r"bad.npz': optim config W.learning_rate must be a "
+                                         "finite number, got nan"):
+        solver.save_checkpoint(tmp_path / "bad.npz")
+    assert os.listdir(tmp_path) == []
+    solver.optim_configs["W"]["learning_rate"] = 0.1        # numpy integers in the keywords
+    solver.save_checkpoint(tmp_path / "ok.npz")
+    assert checkpoint.load_checkpoint(tmp_path / "ok.npz")[1]["batch_size"] == 16
+    with pytest.raises(ValueError, match="deep.npz': metadata nests 18 levels"):
+        deep = []
+        for _ in range(16):
+            deep = [deep]
+        checkpoint.save_checkpoint(tmp_path / "deep.npz", {}, {"a": deep})
+    with pytest.raises(ValueError, match="only numeric arrays"):
+        checkpoint.save_checkpoint(tmp_path / "s.npz", {"s": np.array(["a"])}, {})
+    assert sorted(os.listdir(tmp_path)) == ["ok.npz"]
