@@ -342,7 +342,8 @@ _META_KEYS = ("format", "version", "epoch", "update_rule", "lr_decay", "batch_si
 _RULE_RANGES = {"learning_rate": (0, None, False), "momentum": (0, 1, False),
                 "decay_rate": (0, 1, False), "beta1": (0, 1, False), "beta2": (0, 1, False),
                 "epsilon": (0, None, True)}
-_NONNEGATIVE_STATE = ("v", "cache")       # running averages / sums of squared gradients
+# Rule state that averages or sums squared gradients: never negative (sqrt would be NaN).
+NONNEGATIVE_STATE = ("v", "cache")
 
 
 def unpack_solver(solver, arrays, meta):
@@ -442,7 +443,7 @@ def _optim_configs(meta, names, params, entries):
             a = entries.take(f"optim/{n}/{key}", shape)
             # NOTE: NaN and inf are kept (a diverged run reloads as it was saved); a negative
             # average of squares cannot be saved by the rules and would make sqrt NaN.
-            if key in _NONNEGATIVE_STATE and np.any(a < 0):
+            if key in NONNEGATIVE_STATE and np.any(a < 0):
                 raise ValueError(f"array 'optim/{n}/{key}' holds negative values (it "
                                  "averages squared gradients)")
             config[key] = a.copy()
@@ -549,9 +550,11 @@ def _json_scalar(value, what):
                      "numbers/strings are saved")
 
 
-# ---- value checks (private stand-ins for autotensor.validate's shared helpers) -----------------
+# ---- value checks shared by the loaders here, in optimizers.py and schedules.py ---------------
+# NOTE: private stand-ins for autotensor.validate's helpers (grown in parallel); switch over.
 def _number(value, what, low=None, high=None, *, low_open=False, high_open=False):
-    """`value` if it is a finite real number within the bounds, else a ValueError."""
+    """`value` if it is a finite real number (bools excluded) within the bounds, else a
+    ValueError naming `what`."""
     if (not isinstance(value, (int, float, np.integer, np.floating))
             or isinstance(value, (bool, np.bool_)) or not math.isfinite(value)):
         raise ValueError(f"{what} must be a finite number, got {_short(value)}")
@@ -567,8 +570,9 @@ def _number(value, what, low=None, high=None, *, low_open=False, high_open=False
 
 
 def _integer(value, what, low=0):
-    """`value` if it is an integer (a JSON integer: bools excluded) >= low."""
-    if type(value) is not int or value < low:
+    """`value` if it is an integer (Python or numpy; bools excluded) >= low."""
+    if (not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_))
+            or value < low):
         raise ValueError(f"{what} must be an integer >= {low}, got {_short(value)}")
     return value
 

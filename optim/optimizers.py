@@ -16,7 +16,6 @@ any hyperparameters that override the optimizer's defaults for that group, e.g.
 from __future__ import annotations
 
 import copy
-import math
 
 import numpy as np
 
@@ -24,6 +23,7 @@ from autotensor import Tensor
 from autotensor.validate import is_int
 
 from . import rules
+from .checkpoint import NONNEGATIVE_STATE, _integer, _number  # the loaders' value checks
 
 __all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "Adagrad"]
 
@@ -281,15 +281,6 @@ class Adagrad(Optimizer):
 
 
 # ---- checks of a loaded state_dict ---------------------------------------------------------------
-_NONNEGATIVE_STATE = ("v", "cache")       # running averages / sums of squared gradients
-
-
-def _is_number(v):
-    """A finite real number (bools excluded); a private stand-in for autotensor.validate."""
-    return (isinstance(v, (int, float, np.integer, np.floating))
-            and not isinstance(v, (bool, np.bool_)) and math.isfinite(v))
-
-
 def _hyperparameter(what, value, default):
     """A saved hyperparameter, checked against the type of the optimizer's default."""
     if isinstance(default, bool):
@@ -297,12 +288,11 @@ def _hyperparameter(what, value, default):
             raise ValueError(f"{what} must be True or False, got {value!r}")
         return bool(value)
     if isinstance(default, tuple):
-        if (not isinstance(value, (tuple, list)) or len(value) != len(default)
-                or not all(_is_number(v) for v in value)):
+        if not isinstance(value, (tuple, list)) or len(value) != len(default):
             raise ValueError(f"{what} must be {len(default)} finite numbers, got {value!r}")
-        return tuple(value)
-    if _is_number(default) and not _is_number(value):
-        raise ValueError(f"{what} must be a finite number, got {value!r}")
+        return tuple(_number(v, f"{what}[{j}]") for j, v in enumerate(value))
+    if isinstance(default, (int, float, np.integer, np.floating)):
+        return _number(value, what)
     return copy.deepcopy(value)
 
 
@@ -310,9 +300,7 @@ def _state_value(what, key, value, p):
     """A saved state entry as the optimizer keeps it: an array (a copy in `p`'s dtype) or a
     step count."""
     if is_int(value):
-        if value < 0:
-            raise ValueError(f"{what} must be a step count >= 0, got {value}")
-        return int(value)
+        return int(_integer(value, f"{what} (a step count)"))
     if not isinstance(value, np.ndarray):
         raise ValueError(f"{what} must be an array or a step count, got "
                          f"{type(value).__name__} {value!r}")
@@ -323,6 +311,6 @@ def _state_value(what, key, value, p):
                          f"parameter's {p.dtype}")
     # NOTE: NaN and inf are kept (a diverged run reloads as it was saved); a negative average
     # of squares cannot come from the rules and would make sqrt NaN.
-    if key in _NONNEGATIVE_STATE and np.any(value < 0):
+    if key in NONNEGATIVE_STATE and np.any(value < 0):
         raise ValueError(f"{what} holds negative values (it averages squared gradients)")
     return value.astype(p.dtype, copy=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
+from .checkpoint import _integer, _number  # the loaders' value checks
 
 __all__ = ["LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR"]
 
@@ -70,11 +70,17 @@ class LRScheduler:
             raise ValueError(f"{name} state_dict: 'base_lrs' must list one lr per param group "
                              f"({len(self.optimizer.param_groups)}), got {base_lrs!r}")
         for i, lr in enumerate(base_lrs):
-            _check_entry(f"{name} state_dict: 'base_lrs'[{i}]", lr, float, 0, False)
+            _number(lr, f"{name} state_dict: 'base_lrs'[{i}]", 0)
         for key, value in state.items():
-            if key != "base_lrs":
-                kind, low, open_low = _STATE_RANGES.get(key, (type(current[key]), None, False))
-                _check_entry(f"{name} state_dict: {key!r}", value, kind, low, open_low)
+            what = f"{name} state_dict: {key!r}"
+            kind, low, low_open = _STATE_RANGES.get(key, (None, None, False))
+            if kind is int:
+                _integer(value, what, low)
+            elif kind is float:
+                _number(value, what, low, low_open=low_open)
+            elif key != "base_lrs" and not isinstance(value, type(current[key])):
+                raise ValueError(f"{what} must be a {type(current[key]).__name__}, got "
+                                 f"{value!r}")
         # Everything checked: now assign (lists copied, so the caller's dict stays its own).
         self.__dict__.update({k: (list(v) if isinstance(v, (list, tuple)) else v)
                               for k, v in state.items()})
@@ -128,25 +134,7 @@ class CosineAnnealingLR(LRScheduler):
 
 
 # ---- checks of a loaded state_dict ---------------------------------------------------------------
-# entry: (int | float, lower bound, bound excluded?) -- the ranges the constructors accept.
+# entry: (int | float, lower bound, bound excluded?) -- the ranges the constructors accept. An
+# entry a subclass adds must keep its type.
 _STATE_RANGES = {"last_epoch": (int, 0, False), "step_size": (int, 1, False),
                  "T_max": (int, 1, False), "gamma": (float, 0, True), "eta_min": (float, 0, False)}
-
-
-def _check_entry(what, value, kind, low, open_low):
-    """`value` is a finite number of `kind` (int: an integer; float: any real) above `low`.
-
-    A private stand-in for the helpers autotensor.validate is growing.
-    """
-    if kind is int:
-        ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-    elif kind is float:
-        ok = (isinstance(value, (int, float, np.integer, np.floating))
-              and not isinstance(value, (bool, np.bool_)) and math.isfinite(value))
-    else:                                 # an entry a subclass added: same type as before
-        ok = isinstance(value, kind)
-    if not ok:
-        noun = {int: "an integer", float: "a finite number"}.get(kind, kind.__name__)
-        raise ValueError(f"{what} must be {noun}, got {value!r}")
-    if low is not None and (value <= low if open_low else value < low):
-        raise ValueError(f"{what} must be {'>' if open_low else '>='} {low}, got {value!r}")
