@@ -384,7 +384,7 @@ def unpack_solver(solver, arrays, meta):
     state = {"params": {n: entries.weights(f"params/{n}", params[n]) for n in names},
              "best": {n: entries.weights(f"best/{n}", params[n]) for n in best},
              "optim_configs": _optim_configs(meta, names, params, entries),
-             "buffers": {n: entries.take(f"buffers/{n}", kinds="f")
+             "buffers": {n: entries.take(f"buffers/{n}")
                          for n in _names(meta, "buffer_names")},
              "history": _histories(entries),
              "rng": _rng_state(meta["rng"], entries.take("rng/keys", (624,), kinds="u"))}

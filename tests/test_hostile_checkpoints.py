@@ -465,6 +465,22 @@ def test_module_model_buffers_go_through_the_checked_path():
     assert fingerprint(model.module.state_dict()) == before
 
 
+def test_course_model_buffers_that_exist_are_checked_like_a_state_dict():
+    np.random.seed(5)
+    model = nn.models.FullyConnectedNet([6], input_dim=4, num_classes=3,
+                                        normalization="batchnorm", dtype=np.float64)
+    model.loss(make_data()["X_train"], make_data()["y_train"])   # creates the statistics
+    buffers = {k: v + 1 for k, v in model.buffers.items()}
+    before = fingerprint(copy.deepcopy(model.bn_params))
+    for bad, match in [(np.ones(6, complex), "complex128"), (np.array(["x"] * 6), "<U1"),
+                       (np.zeros((6, 1)), r"shape \(6, 1\)")]:
+        with pytest.raises(ValueError, match=rf"'bn_params.0.running_var' has (dtype )?{match}"):
+            model.load_buffers({**buffers, "bn_params.0.running_var": bad})
+        assert fingerprint(copy.deepcopy(model.bn_params)) == before
+    model.load_buffers({k: v.astype(np.float32) for k, v in buffers.items()})
+    assert model.bn_params[0]["running_var"].dtype == np.float64       # the model's dtype kept
+
+
 # ---- rows: Module.load_state_dict ---------------------------------------------------------------
 class CountingNet(nn.Module):
     def __init__(self):
