@@ -146,8 +146,8 @@ def _writer_alive(pid):
     if pid == os.getpid() or os.name != "posix":
         return True
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        os.kill(pid, 0)                       # signal 0: only asks whether pid exists
+    except (ProcessLookupError, OverflowError):   # no such process; no such pid at all
         return False
     except OSError:                           # PermissionError: alive, another user's
         return True

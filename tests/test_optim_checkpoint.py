@@ -367,6 +367,7 @@ def test_stale_temp_files_are_removed_by_the_next_save_and_load(tmp_path):
              "old_format": ".c.npz.0123456789ab.tmp",           # written before the pid
              "mine": f".c.npz.{os.getpid()}-0123456789ab.tmp",   # this process: maybe mid-save
              "alive": f".c.npz.{os.getppid()}-0123456789ab.tmp",
+             "no_such_pid": f".c.npz.{10**30}-0123456789ab.tmp",
              "other_checkpoint": f".d.npz.{dead}-0123456789ab.tmp",
              "not_a_temp": f".c.npz.{dead}-0123456789ab.tmp.keep"}
     for name in names.values():
