@@ -137,7 +137,7 @@ def write_zip(path, entries, compression=zipfile.ZIP_STORED):
 
 def patch_central_directory(path, offset, fmt, value):
     """Overwrite a field of the first central-directory record (see the zip spec)."""
-    raw = bytearray(open(path, "rb").read())
+    raw = bytearray(path.read_bytes())
     at_ = raw.find(b"PK\x01\x02")
     struct.pack_into(fmt, raw, at_ + offset, *value)
     path.write_bytes(bytes(raw))
@@ -169,13 +169,13 @@ def _meta_text(text):
 
 
 def _truncated(a, m, p):
-    raw = open(_good(a, m, p), "rb").read()
+    raw = _good(a, m, p).read_bytes()
     p.write_bytes(raw[:len(raw) // 2])
     return p
 
 
 def _flipped(a, m, p):
-    raw = bytearray(open(_good(a, m, p), "rb").read())
+    raw = bytearray(_good(a, m, p).read_bytes())
     raw[raw.find(npy(a["params/W1"])) + 100] ^= 0x40
     p.write_bytes(bytes(raw))
     return p
@@ -191,9 +191,8 @@ def _zip_bomb(a, m, p):
 
 
 def _declared_too_big(a, m, p):
-    entries = entries_of(a, m)
-    write_zip(p, entries)
-    return patch_central_directory(p, 20, "<II", (1 << 30, 1 << 30))
+    """The first entry's compressed and uncompressed sizes claim 1 GiB."""
+    return patch_central_directory(_good(a, m, p), 20, "<II", (1 << 30, 1 << 30))
 
 
 def _encrypted(a, m, p):
