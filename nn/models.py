@@ -88,7 +88,7 @@ class _BatchNormBuffers:
         """Set the running statistics from `arrays`, named as `buffers` names them (a name not
         there yet, before the first training call, is added). Checked before anything is
         assigned: a mismatch raises ValueError and changes nothing."""
-        load_bn_buffers(self.bn_params, arrays)
+        load_bn_buffers(self.bn_params, arrays, self.params)
 
 
 class TwoLayerNet:

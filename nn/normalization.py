@@ -148,13 +148,17 @@ def bn_buffers(bn_params):
             for key, value in bn_param.items() if isinstance(value, np.ndarray)}
 
 
-def load_bn_buffers(bn_params, arrays):
+def load_bn_buffers(bn_params, arrays, params=None):
     """Put `arrays` (named as `bn_buffers` names them) into the `bn_param` dicts.
 
-    An array a dict already holds is overwritten in place (same shape, its dtype kept); a name
-    it does not hold yet is added as a copy, since the running statistics appear only on the
-    first training call. Every array the dicts hold must be given. Everything is checked before
-    anything is assigned: a mismatch raises ValueError and changes nothing.
+    An array a dict already holds is overwritten in place (same shape; a real dtype that casts
+    to its own within its kind, which is kept); a name it does not hold yet is added as a copy,
+    since the running statistics appear only on the first training call. Such a new name must
+    be `bn_params.{i}.running_mean` or `.running_var` of a dict in the list, a 1-d float array
+    shaped like its sibling and, when the model's `params` are given, like `gamma{i+1}` (the
+    course's models pair bn_params[i] with gamma{i+1}). Every array the dicts hold must be
+    given. Everything is checked before anything is assigned: a mismatch raises ValueError
+    naming the buffer and changes nothing.
     """
     current = bn_buffers(bn_params)
     missing = sorted(set(current) - set(arrays))
@@ -163,17 +167,33 @@ def load_bn_buffers(bn_params, arrays):
                          f"{sorted(current)} (missing {missing})")
     added = {}
     for name, a in arrays.items():
+        dtype = np.asarray(a).dtype
         if name in current:
             if np.shape(a) != current[name].shape:
                 raise ValueError(f"buffer {name!r} has shape {np.shape(a)}, the model's has "
                                  f"shape {current[name].shape}")
+            if dtype.kind not in "biuf" or not np.can_cast(dtype, current[name].dtype,
+                                                           "same_kind"):
+                raise ValueError(f"buffer {name!r} has dtype {dtype}, which does not cast to "
+                                 f"the model's {current[name].dtype}")
             continue
-        parts = name.split(".", 2)
-        if (len(parts) != 3 or parts[0] != "bn_params" or not parts[1].isdigit()
-                or int(parts[1]) >= len(bn_params)
-                or not isinstance(bn_params[int(parts[1])], dict)):
+        if dtype.kind != "f":
+            raise ValueError(f"buffer {name!r} has dtype {dtype}, running statistics are "
+                             "floating point")
+        parts = name.split(".", 2) if isinstance(name, str) else []
+        i = int(parts[1]) if len(parts) == 3 and parts[1].isdecimal() else -1
+        if (not 0 <= i < len(bn_params) or not isinstance(bn_params[i], dict)
+                or name != f"bn_params.{i}.{parts[2]}"
+                or parts[2] not in ("running_mean", "running_var")):
             raise ValueError(f"buffer {name!r} does not exist in the model")
-        added[name] = (int(parts[1]), parts[2])
+        sibling = f"bn_params.{i}.running_{'var' if parts[2] == 'running_mean' else 'mean'}"
+        # The shape to match: the sibling the dict holds, else gamma{i+1}, else the sibling given.
+        like = (current.get(sibling), (params or {}).get(f"gamma{i + 1}"), arrays.get(sibling))
+        want = next((np.shape(b) for b in like if b is not None), None)
+        if np.ndim(a) != 1 or (want is not None and np.shape(a) != want):
+            raise ValueError(f"buffer {name!r} has shape {np.shape(a)}, the model expects "
+                             f"{want or 'a 1-d array'} (like {sibling!r} and gamma{i + 1})")
+        added[name] = (i, parts[2])
     for name, a in arrays.items():
         if name in current:
             current[name][...] = a

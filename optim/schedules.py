@@ -17,6 +17,8 @@ import math
 
 from autotensor import validate
 
+from .checkpoint import _integer, _number  # the loaders' value checks
+
 __all__ = ["LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR"]
 
 
@@ -50,13 +52,40 @@ class LRScheduler:
                 for k, v in vars(self).items() if k != "optimizer"}
 
     def load_state_dict(self, state):
-        unknown = sorted(set(state) - set(self.state_dict()))
+        """Restore what `state_dict()` saved (a subset of its keys updates only those).
+
+        Everything is checked before anything is assigned: no unknown keys, `last_epoch` an
+        integer >= 0, one finite `base_lrs` entry >= 0 per param group, and every other entry
+        of the type and range the constructor accepts (`_STATE_RANGES`). A mismatch raises a
+        ValueError naming the entry and changes nothing.
+        """
+        name = type(self).__name__
+        if not isinstance(state, dict):
+            raise ValueError(f"a {name} state_dict is a dict, got {type(state).__name__}")
+        current = self.state_dict()
+        unknown = sorted(set(state) - set(current), key=str)
         if unknown:
-            raise ValueError(f"unknown keys {unknown} in a {type(self).__name__} state_dict")
-        if len(state.get("base_lrs", self.base_lrs)) != len(self.optimizer.param_groups):
-            raise ValueError(f"state_dict has {len(state['base_lrs'])} base lrs, the optimizer "
-                             f"has {len(self.optimizer.param_groups)} param groups")
-        self.__dict__.update(state)
+            raise ValueError(f"unknown keys {unknown} in a {name} state_dict")
+        base_lrs = state.get("base_lrs", self.base_lrs)
+        if not isinstance(base_lrs, (list, tuple)) or len(base_lrs) != len(
+                self.optimizer.param_groups):
+            raise ValueError(f"{name} state_dict: 'base_lrs' must list one lr per param group "
+                             f"({len(self.optimizer.param_groups)}), got {base_lrs!r}")
+        for i, lr in enumerate(base_lrs):
+            _number(lr, f"{name} state_dict: 'base_lrs'[{i}]", 0)
+        for key, value in state.items():
+            what = f"{name} state_dict: {key!r}"
+            kind, low, low_open = _STATE_RANGES.get(key, (None, None, False))
+            if kind is int:
+                _integer(value, what, low)
+            elif kind is float:
+                _number(value, what, low, low_open=low_open)
+            elif key != "base_lrs" and not isinstance(value, type(current[key])):
+                raise ValueError(f"{what} must be a {type(current[key]).__name__}, got "
+                                 f"{value!r}")
+        # Everything checked: now assign (lists copied, so the caller's dict stays its own).
+        self.__dict__.update({k: (list(v) if isinstance(v, (list, tuple)) else v)
+                              for k, v in state.items()})
 
     def __repr__(self):
         args = ", ".join(f"{k}={v}" for k, v in self.state_dict().items())
@@ -103,3 +132,10 @@ class CosineAnnealingLR(LRScheduler):
     def lr_at(self, base_lr, epoch):
         frac = min(epoch, self.T_max) / self.T_max
         return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * frac)) / 2
+
+
+# ---- checks of a loaded state_dict ---------------------------------------------------------------
+# entry: (int | float, lower bound, bound excluded?) -- the ranges the constructors accept. An
+# entry a subclass adds must keep its type.
+_STATE_RANGES = {"last_epoch": (int, 0, False), "step_size": (int, 1, False),
+                 "T_max": (int, 1, False), "gamma": (float, 0, True), "eta_min": (float, 0, False)}

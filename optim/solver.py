@@ -185,19 +185,27 @@ class Solver:
 
     # ---- checkpoints (the format: optim/checkpoint.py) -----------------------------------------
     def save_checkpoint(self, path):
-        """Write everything needed to resume (see docs/training.md) atomically to `path`."""
-        arrays, meta = checkpoint.pack_solver(self)
+        """Write everything needed to resume (see docs/training.md) atomically to `path`.
+
+        What the loader would refuse (say a config value it cannot range-check) is refused
+        here, with a ValueError naming the file, and nothing is written."""
+        try:
+            arrays, meta = checkpoint.pack_solver(self)
+        except ValueError as e:
+            raise ValueError(f"checkpoint {os.fspath(path)!r}: {e}") from e
         return checkpoint.save_checkpoint(path, arrays, meta)
 
     def load_checkpoint(self, path, restore_rng=True):
         """Restore params, optimizer configs, epoch, histories and best params/accuracy from a
         checkpoint (and numpy's global RNG state if `restore_rng`), so `train()` continues
-        from the next epoch. Everything is validated before anything is assigned."""
+        from the next epoch. Everything is validated first (the RNG state on a scratch
+        generator); a refusal is a ValueError naming the file and the entry, and leaves the
+        solver, its model and the global RNG exactly as they were."""
         arrays, meta = checkpoint.load_checkpoint(path)
         with checkpoint.naming_errors(path):
             state = checkpoint.unpack_solver(self, arrays, meta)
             # The first assignment: it checks every buffer before setting any, and nothing
-            # assigned after it can fail.
+            # assigned after it can fail (params, RNG state: checked by unpack_solver).
             checkpoint.load_model_buffers(self.model, state["buffers"])
         self.model.params = state["params"]
         self.optim_configs = state["optim_configs"]
