@@ -40,7 +40,10 @@ import zipfile
 
 import numpy as np
 
+from autotensor import validate
 from autotensor.nn.normalization import bn_buffers, load_bn_buffers
+
+from . import rules
 
 __all__ = ["save_checkpoint", "load_checkpoint", "META_KEY", "pack_solver", "unpack_solver",
            "model_buffers", "load_model_buffers", "naming_errors"]
@@ -338,10 +341,9 @@ def pack_solver(solver):
 _META_KEYS = ("format", "version", "epoch", "update_rule", "lr_decay", "batch_size",
               "num_epochs", "num_train_samples", "num_val_samples", "best_val_acc",
               "param_names", "best_names", "buffer_names", "optim_scalars", "optim_arrays", "rng")
-# The update rules' hyperparameters (optim/rules.py) and their ranges: (low, high, low open).
-_RULE_RANGES = {"learning_rate": (0, None, False), "momentum": (0, 1, False),
-                "decay_rate": (0, 1, False), "beta1": (0, 1, False), "beta2": (0, 1, False),
-                "epsilon": (0, None, True)}
+# The update rules' hyperparameters and their ranges, as optim/rules.py declares them.
+_RULE_RANGES = {key: within for hyper in rules.HYPERPARAMETERS.values()
+                for key, within in hyper.items()}
 # Rule state that averages or sums squared gradients: never negative (sqrt would be NaN).
 NONNEGATIVE_STATE = ("v", "cache")
 
@@ -360,14 +362,14 @@ def unpack_solver(solver, arrays, meta):
     if missing or unknown:
         raise ValueError(f"malformed metadata: missing keys {missing}, unknown keys "
                          f"{_short(unknown)}")
-    _integer(meta["epoch"], "metadata 'epoch'")
-    _number(meta["best_val_acc"], "metadata 'best_val_acc'", 0, 1)
-    _number(meta["lr_decay"], "metadata 'lr_decay'", 0, low_open=True)
-    _integer(meta["batch_size"], "metadata 'batch_size'", 1)
-    _integer(meta["num_epochs"], "metadata 'num_epochs'")
+    validate.size("", "metadata 'epoch'", meta["epoch"], 0)
+    validate.number("", "metadata 'best_val_acc'", meta["best_val_acc"], "in [0, 1]")
+    validate.number("", "metadata 'lr_decay'", meta["lr_decay"], "> 0")
+    validate.size("", "metadata 'batch_size'", meta["batch_size"], 1)
+    validate.size("", "metadata 'num_epochs'", meta["num_epochs"], 0)
     for key in ("num_train_samples", "num_val_samples"):
         if meta[key] is not None:
-            _integer(meta[key], f"metadata {key!r}", 1)
+            validate.size("", f"metadata {key!r}", meta[key], 1)
     if meta["update_rule"] != solver.update_rule.__name__:
         raise ValueError(f"it was written with update rule {_short(meta['update_rule'])}, "
                          f"this solver uses {solver.update_rule.__name__!r}")
@@ -455,13 +457,12 @@ def _rule_scalar(what, key, value):
     """A saved hyperparameter of an update rule: the rules' own keys are range-checked, a
     custom rule's may be any finite number, bool, string or None."""
     if key == "t":                            # Adam's step count
-        return _integer(value, what)
+        return validate.size("", what, value, 0)
     if key in _RULE_RANGES:
-        low, high, low_open = _RULE_RANGES[key]
-        return _number(value, what, low, high, low_open=low_open, high_open=high is not None)
+        return validate.number("", what, value, _RULE_RANGES[key])
     if value is None or isinstance(value, (bool, str)):
         return value
-    return _number(value, what)
+    return validate.number("", what, value)
 
 
 def _histories(entries):
@@ -486,11 +487,11 @@ def _rng_state(rng, keys):
         raise ValueError(f"metadata 'rng' must hold exactly {list(fields)}, got {_short(rng)}")
     if rng["kind"] != "MT19937":
         raise ValueError(f"metadata rng kind {_short(rng['kind'])} is not 'MT19937'")
-    pos = _integer(rng["pos"], "metadata rng pos")
+    pos = validate.size("", "metadata rng pos", rng["pos"], 0)
     if pos > 624 or rng["has_gauss"] not in (0, 1) or type(rng["has_gauss"]) is not int:
         raise ValueError(f"metadata rng pos {pos} / has_gauss {_short(rng['has_gauss'])} out "
                          "of range (0..624 / 0 or 1)")
-    cached = _number(rng["cached_gaussian"], "metadata rng cached_gaussian")
+    cached = validate.number("", "metadata rng cached_gaussian", rng["cached_gaussian"])
     if keys.dtype != np.uint32 or not keys.any():
         raise ValueError(f"array 'rng/keys' has dtype {keys.dtype} and "
                          f"{'no' if not keys.any() else 'some'} nonzero words, expected uint32 "
@@ -548,33 +549,6 @@ def _json_scalar(value, what):
         return value
     raise ValueError(f"cannot checkpoint {what} of type {type(value).__name__}: only arrays and "
                      "numbers/strings are saved")
-
-
-# ---- value checks shared by the loaders here, in optimizers.py and schedules.py ---------------
-# NOTE: private stand-ins for autotensor.validate's helpers (grown in parallel); switch over.
-def _number(value, what, low=None, high=None, *, low_open=False, high_open=False):
-    """`value` if it is a finite real number (bools excluded) within the bounds, else a
-    ValueError naming `what`."""
-    if (not isinstance(value, (int, float, np.integer, np.floating))
-            or isinstance(value, (bool, np.bool_)) or not math.isfinite(value)):
-        raise ValueError(f"{what} must be a finite number, got {_short(value)}")
-    if ((low is not None and (value <= low if low_open else value < low))
-            or (high is not None and (value >= high if high_open else value > high))):
-        if high is None:
-            bound = f"be {'>' if low_open else '>='} {low}"
-        else:
-            bound = (f"lie in {'(' if low_open else '['}{low}, {high}"
-                     f"{')' if high_open else ']'}")
-        raise ValueError(f"{what} must {bound}, got {value!r}")
-    return value
-
-
-def _integer(value, what, low=0):
-    """`value` if it is an integer (Python or numpy; bools excluded) >= low."""
-    if (not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_))
-            or value < low):
-        raise ValueError(f"{what} must be an integer >= {low}, got {_short(value)}")
-    return value
 
 
 def _names(meta, key):

@@ -23,7 +23,7 @@ from autotensor import Tensor, validate
 from autotensor.validate import is_int
 
 from . import rules
-from .checkpoint import NONNEGATIVE_STATE, _integer, _number  # the loaders' value checks
+from .checkpoint import NONNEGATIVE_STATE
 
 __all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "Adagrad"]
 
@@ -292,9 +292,9 @@ def _hyperparameter(what, value, default):
     if isinstance(default, tuple):
         if not isinstance(value, (tuple, list)) or len(value) != len(default):
             raise ValueError(f"{what} must be {len(default)} finite numbers, got {value!r}")
-        return tuple(_number(v, f"{what}[{j}]") for j, v in enumerate(value))
+        return tuple(validate.number("", f"{what}[{j}]", v) for j, v in enumerate(value))
     if isinstance(default, (int, float, np.integer, np.floating)):
-        return _number(value, what)
+        return validate.number("", what, value)
     return copy.deepcopy(value)
 
 
@@ -302,7 +302,7 @@ def _state_value(what, key, value, p):
     """A saved state entry as the optimizer keeps it: an array (a copy in `p`'s dtype) or a
     step count."""
     if is_int(value):
-        return int(_integer(value, f"{what} (a step count)"))
+        return validate.size("", f"{what} (a step count)", value, 0)
     if not isinstance(value, np.ndarray):
         raise ValueError(f"{what} must be an array or a step count, got "
                          f"{type(value).__name__} {value!r}")

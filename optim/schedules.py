@@ -17,8 +17,6 @@ import math
 
 from autotensor import validate
 
-from .checkpoint import _integer, _number  # the loaders' value checks
-
 __all__ = ["LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR"]
 
 
@@ -72,14 +70,14 @@ class LRScheduler:
             raise ValueError(f"{name} state_dict: 'base_lrs' must list one lr per param group "
                              f"({len(self.optimizer.param_groups)}), got {base_lrs!r}")
         for i, lr in enumerate(base_lrs):
-            _number(lr, f"{name} state_dict: 'base_lrs'[{i}]", 0)
+            validate.learning_rate("", f"{name} state_dict: 'base_lrs'[{i}]", lr)
         for key, value in state.items():
             what = f"{name} state_dict: {key!r}"
-            kind, low, low_open = _STATE_RANGES.get(key, (None, None, False))
+            kind, within = _STATE_RANGES.get(key, (None, None))
             if kind is int:
-                _integer(value, what, low)
+                validate.size("", what, value, within)
             elif kind is float:
-                _number(value, what, low, low_open=low_open)
+                validate.number("", what, value, within)
             elif key != "base_lrs" and not isinstance(value, type(current[key])):
                 raise ValueError(f"{what} must be a {type(current[key]).__name__}, got "
                                  f"{value!r}")
@@ -137,5 +135,6 @@ class CosineAnnealingLR(LRScheduler):
 # ---- checks of a loaded state_dict ---------------------------------------------------------------
 # entry: (int | float, lower bound, bound excluded?) -- the ranges the constructors accept. An
 # entry a subclass adds must keep its type.
-_STATE_RANGES = {"last_epoch": (int, 0, False), "step_size": (int, 1, False),
-                 "T_max": (int, 1, False), "gamma": (float, 0, True), "eta_min": (float, 0, False)}
+# (type, minimum) of an integer entry, (type, range) of a float one (validate's wording).
+_STATE_RANGES = {"last_epoch": (int, 0), "step_size": (int, 1), "T_max": (int, 1),
+                 "gamma": (float, "> 0"), "eta_min": (float, ">= 0")}

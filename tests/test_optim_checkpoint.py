@@ -441,7 +441,7 @@ def test_save_refuses_what_load_would_refuse_naming_the_file(tmp_path):
     solver = optim.Solver(ShiftNet(), make_data(), **{**KW, "batch_size": np.int64(16)})
     solver.optim_configs["W"]["learning_rate"] = float("nan")
     with pytest.raises(ValueError, match=r"bad.npz': optim config W.learning_rate must be a "
-                                         "finite number, got nan"):
+                                         "finite number >= 0, got nan"):
         solver.save_checkpoint(tmp_path / "bad.npz")
     assert os.listdir(tmp_path) == []
     solver.optim_configs["W"]["learning_rate"] = 0.1        # numpy integers in the keywords
