@@ -200,6 +200,8 @@ class Function:
                         parents.append(node)
                 else:
                     exposed = True
+                    if a.data.dtype.kind == "c":      # only constants can be complex
+                        _check_constant(cls, a.data)
                     parents.append(a)
             else:
                 if a.__class__ is not float and a.__class__ is not int:

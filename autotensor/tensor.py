@@ -13,8 +13,9 @@ class Tensor:
 
     `Tensor(data, requires_grad=False, dtype=None)` wraps `data` without copying when it is
     already an ndarray of the right dtype (use `at.tensor` for a copy). Python floats and
-    lists become float64; bool, integer and floating-point data are accepted (complex, string
-    and object data raise TypeError); only floating-point tensors may require grad.
+    lists become float64; bool, integer and floating-point data are accepted, complex data
+    too (as torch.full makes it) but no op takes it; string and object data raise TypeError.
+    Only floating-point tensors may require grad.
     """
 
     __slots__ = ("data", "_grad", "requires_grad", "_node", "name", "_hint", "__weakref__")
@@ -25,9 +26,10 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         data = np.asarray(data, dtype=dtype)
-        if data.dtype.kind not in "biuf":
+        if data.dtype.kind not in "biufc":
             raise TypeError(f"Tensor: data of dtype {data.dtype} is not supported; autotensor "
-                            "holds bool, integer or floating-point data")
+                            "holds bool, integer, floating-point (or, not differentiable, "
+                            "complex) data")
         if requires_grad and not np.issubdtype(data.dtype, np.floating):
             raise TypeError(f"only floating-point tensors can require grad, got dtype "
                             f"{data.dtype}; convert first, e.g. Tensor(x, dtype=np.float64)")
@@ -330,7 +332,9 @@ class Tensor:
         return ops.astype(self, dtype)
 
     def broadcast_to(self, *shape):
-        return ops.broadcast_to(self, _shape(shape))
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return ops.broadcast_to(self, shape)
 
     def index_put(self, indices, values, accumulate=False):
         return ops.index_put(self, indices, values, accumulate)
@@ -437,23 +441,12 @@ def tensor(data, requires_grad=False, dtype=None):
                   requires_grad=requires_grad)
 
 
-def zeros(*shape, dtype=np.float64, requires_grad=False):
-    return Tensor(np.zeros(_shape(shape), dtype=dtype), requires_grad=requires_grad)
-
-
-def ones(*shape, dtype=np.float64, requires_grad=False):
-    return Tensor(np.ones(_shape(shape), dtype=dtype), requires_grad=requires_grad)
-
-
-def randn(*shape, dtype=np.float64, requires_grad=False, rng=None):
-    """Standard normal samples, from `rng` (a np.random.Generator) or numpy's global RNG."""
-    shape = _shape(shape)
-    data = rng.standard_normal(shape) if rng is not None else np.random.randn(*shape)
-    return Tensor(data.astype(dtype, copy=False), requires_grad=requires_grad)
-
-
-def _shape(shape):
-    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-
-
 from . import autograd, function, ops  # noqa: E402  (they build on Tensor)
+
+
+def __getattr__(name):
+    """zeros, ones and randn moved to creation.py; `from autotensor.tensor import zeros` works."""
+    if name in ("zeros", "ones", "randn"):
+        from . import creation
+        return getattr(creation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
