@@ -40,6 +40,7 @@ import numpy as np
 # cheapest per-thread read Python has (~20 ns): `Function.apply` reads one, _MODE = (grad
 # enabled, module scope path, scope owner's class name), once per recorded op.
 _MODE = contextvars.ContextVar("autotensor_mode", default=(True, None, None))
+_mode = _MODE.get
 _FUSED = contextvars.ContextVar("autotensor_fused_enabled", default=True)
 _next_seq = itertools.count(1).__next__
 
@@ -217,7 +218,7 @@ class Function:
             if out.__class__ is tuple:
                 return _apply_multi(fn, out, parents, record, exposed, datas)
             out = np.asarray(out)
-        if record and (mode := _MODE.get())[0]:
+        if record and (mode := _mode())[0]:
             fn.parents = tuple(parents)
             fn.seq = _next_seq()
             fn.scope = mode[1]
