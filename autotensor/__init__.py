@@ -1,7 +1,8 @@
 """autotensor: a small, readable reverse-mode autograd tensor engine on numpy."""
 
-from . import functional, memory, ops
+from . import creation, functional, memory, ops
 from .autograd import detect_anomaly, grad
+from .creation import *  # noqa: F403  (zeros, ones, arange, randn, ...: see creation.__all__)
 from .function import (
     Function,
     enable_grad,
@@ -14,11 +15,21 @@ from .function import (
 from .gradient_check import gradcheck, gradgradcheck
 from .ops import *  # noqa: F403  (every public op: see ops.__all__)
 from .ops import all, any, argmax, argmin, floor, round, sign  # noqa: A004, F401 (NO_GRAD)
-from .tensor import Tensor, ones, randn, tensor, zeros
+from .random import (  # also makes `at.random` the module, as torch.random
+    default_generator,
+    get_rng_state,
+    initial_seed,
+    manual_seed,
+    seed,
+    set_rng_state,
+)
+from .tensor import Tensor, tensor
 
 __version__ = "0.1.0"
 memory.tune_malloc()
 
-__all__ = ["Tensor", "tensor", "zeros", "ones", "randn", "Function", "no_grad", "enable_grad",
-           "set_grad_enabled", "is_grad_enabled", "use_fused", "fused_enabled", "detect_anomaly",
-           "grad", "gradcheck", "gradgradcheck", "functional", *ops.__all__, *ops.NO_GRAD]
+__all__ = ["Tensor", "tensor", "Function", "no_grad", "enable_grad", "set_grad_enabled",
+           "is_grad_enabled", "use_fused", "fused_enabled", "detect_anomaly", "grad",
+           "gradcheck", "gradgradcheck", "functional", "manual_seed", "seed", "initial_seed",
+           "get_rng_state", "set_rng_state", "default_generator", *creation.__all__,
+           *ops.__all__, *ops.NO_GRAD]

@@ -124,8 +124,11 @@ def train(args):
         raise SystemExit("train --dataset cifar10 needs --data-dir: the folder holding the "
                          "CIFAR-10 batches (binary or python version, see docs/data.md)")
     else:
-        data = get_cifar10_data(args.data_dir, num_training=args.num_training,
-                                dtype=np.float32)
+        try:
+            data = get_cifar10_data(args.data_dir, num_training=args.num_training,
+                                    dtype=np.float32)
+        except (ValueError, FileNotFoundError) as err:    # a broken or hostile data folder
+            raise SystemExit(f"autotensor train: {err}") from None
     input_dim = data["X_train"].shape[1:]
     if args.model == "cnn":
         small = input_dim[1] <= 8                 # digits: 3x3 filters; CIFAR-10: the course's
@@ -187,30 +190,63 @@ def verify(args):
     return 1 if failures else 0
 
 
+# ---- demo and train arguments ------------------------------------------------------------------
+def _flag(check, *args, kinds=(float,)):
+    """An argparse `type` that refuses a bad value at parse time with autotensor.validate's rule:
+    `--lr nan` exits with "argument --lr: must be a finite number >= 0, got nan". The text is
+    read as the first of `kinds` that accepts it (or stays text, which the check refuses)."""
+
+    def parse(text):
+        value = text
+        for kind in kinds:
+            try:
+                value = kind(text)
+                break
+            except ValueError:
+                pass
+        try:
+            return check(None, "", value, *args)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return parse
+
+
+def _flags():
+    """The argparse types of the demo and train flags."""
+    from autotensor import validate
+
+    # A size given as "2.5" reaches its check as the number 2.5, not as text.
+    return {"size": _flag(validate.size, kinds=(int, float)),
+            "seed": _flag(validate.seed, kinds=(int, float)),
+            "lr": _flag(validate.learning_rate), "reg": _flag(validate.number, ">= 0")}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="autotensor", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
+    flag = _flags()
     p = sub.add_parser("demo", help="train a conv net on the embedded digits (under a minute)")
     p.add_argument("--out", default="demo_out", help="folder for pictures and the checkpoint")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=50)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--reg", type=float, default=1e-3, help="L2 weight decay")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=flag["size"], default=10)
+    p.add_argument("--batch-size", type=flag["size"], default=50)
+    p.add_argument("--lr", type=flag["lr"], default=1e-3)
+    p.add_argument("--reg", type=flag["reg"], default=1e-3, help="L2 weight decay")
+    p.add_argument("--seed", type=flag["seed"], default=0)
     p.set_defaults(func=demo)
 
     p = sub.add_parser("train", help="train a course model on digits or CIFAR-10")
     p.add_argument("--model", choices=["fc", "cnn"], default="cnn")
     p.add_argument("--dataset", choices=["digits", "cifar10"], default="digits")
     p.add_argument("--data-dir", help="CIFAR-10 folder (binary or python batches)")
-    p.add_argument("--num-training", type=int, default=49000)
+    p.add_argument("--num-training", type=flag["size"], default=49000)
     p.add_argument("--out", default="train_out")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=50)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=flag["size"], default=10)
+    p.add_argument("--batch-size", type=flag["size"], default=50)
+    p.add_argument("--lr", type=flag["lr"], default=1e-3)
+    p.add_argument("--seed", type=flag["seed"], default=0)
     p.set_defaults(func=train)
 
     p = sub.add_parser("verify", help="check fused == composite == numerical gradients")

@@ -227,9 +227,11 @@ def _walk(roots, seeds, retain_graph, create_graph, targets=None, min_seq=0):
     nodes = graph_nodes(*starts, min_seq=min_seq)
     if targets is not None:
         needed = _needed(nodes, leaf_slot, node_slot)
+    # Only nodes recorded before the latest in-place write can have saved an overwritten array.
+    check_writes = bool(nodes) and function.last_write > nodes[-1].seq
     last_write = function.last_write
     anomaly = function._anomaly
-    token = function._GRAD.set(create_graph)        # rules record only under create_graph
+    token = function.set_grad_mode(create_graph)    # rules record only under create_graph
     try:
         for node in nodes:
             g = pending.pop(node, None)
@@ -254,7 +256,7 @@ def _walk(roots, seeds, retain_graph, create_graph, targets=None, min_seq=0):
                     f"Trying to backward through the graph a second time ({node.name} node, "
                     f"recorded #{node.seq}): its saved buffers were freed by the first "
                     "backward. Pass retain_graph=True to the first backward() to keep them.")
-            if node.seq < last_write:
+            if check_writes and node.seq < last_write:
                 _check_saved(node)
             if create_graph or g.__class__ is list:
                 grads = _run_rule(node, g, create_graph)
@@ -287,7 +289,7 @@ def _walk(roots, seeds, retain_graph, create_graph, targets=None, min_seq=0):
                 else:
                     _capture(found, leaf_slot.get(p), gp)
     finally:
-        function._GRAD.reset(token)
+        function._MODE.reset(token)
     return found
 
 
@@ -341,7 +343,7 @@ def _connected(node, saved):
 
 def _on_graph(node, s):
     sid = id(s)
-    if sid == node.out_id:
+    if sid == node.out_id or sid == node.out_alias:
         return _wrap(s, node)
     out_ids = getattr(node, "out_ids", None)
     if out_ids is not None and sid in out_ids:
@@ -351,7 +353,7 @@ def _on_graph(node, s):
         if p is None:
             continue
         if p._is_node:
-            if p.out_id == sid:
+            if p.out_id == sid or p.out_alias == sid:
                 return _wrap(s, p)
         elif p.data is s:
             return p
@@ -360,33 +362,24 @@ def _on_graph(node, s):
 
 # ---- checks ------------------------------------------------------------------------------------
 def _check_saved(node):
-    """Raise when an array `node` saved was overwritten by an in-place op after it was
-    recorded (function.note_write stamps the holders of overwritten arrays)."""
+    """Raise when an array `node` saved (or the memory it views) was overwritten by an
+    in-place op after the node was recorded (function.note_write stamps such writes)."""
     saved = node.saved
     if saved is None:
         return
-    items = saved if saved.__class__ is tuple else (saved,)
-    ids = {id(a) for s in items if s.__class__ is np.ndarray for a in (s, s.base)}
-    holders = [(node, -1)] + [(p, i) for i, p in enumerate(node.parents) if p is not None]
-    for holder, i in holders:
-        writes = getattr(holder, "writes", None)
-        for aid, seq in (writes or {}).items():
-            if seq > node.seq and aid in ids:
+    written = function.written
+    for s in saved if saved.__class__ is tuple else (saved,):
+        if s.__class__ is not np.ndarray:
+            continue
+        for a in (s, s.base):
+            stamp = written.get(id(a)) if a is not None else None
+            if stamp is not None and stamp[0] > node.seq:
                 raise RuntimeError(
                     "one of the arrays needed for gradient computation has been modified by an "
-                    f"in-place operation: {_describe_holder(holder, i)}, saved by {node.name} "
-                    f"(node #{node.seq}, {describe_scope(node.scope)}) when it was recorded, "
-                    "was overwritten afterwards (+=, -=, zero_(), copy_(), ...). Run "
-                    "backward() before changing it, or compute the new value out of place "
-                    "(t = t + 1).")
-
-
-def _describe_holder(holder, i):
-    where = "its own output" if i < 0 else f"its input {i}"
-    if holder._is_node:
-        return f"{where}, the output of {holder.name} (node #{holder.seq}, shape {holder.shape})"
-    name = f"'{holder.name}'" if holder.name else "a leaf tensor"
-    return f"{where}, {name} of shape {holder.shape}"
+                    f"in-place operation: {stamp[1]}, saved by {node.name} (node #{node.seq}, "
+                    f"{describe_scope(node.scope)}) when it was recorded, was overwritten "
+                    "afterwards (+=, -=, zero_(), copy_(), ...). Run backward() before changing "
+                    "it, or compute the new value out of place (t = t + 1).")
 
 
 def _reduce_to_input(node, i, g, shape):

@@ -37,12 +37,11 @@ import numpy as np
 # ---- recording modes ---------------------------------------------------------------------------
 # Per thread (and per asyncio task): context variables. A new thread starts with the defaults,
 # so `no_grad()` in one thread never turns recording off in another. ContextVar.get() is the
-# cheapest per-thread read Python has (~20 ns); `Function.apply` reads the grad mode once per
-# recorded op and the scope once per node.
-_GRAD = contextvars.ContextVar("autotensor_grad_enabled", default=True)
+# cheapest per-thread read Python has (~20 ns): `Function.apply` reads one, _MODE = (grad
+# enabled, module scope path, scope owner's class name), once per recorded op.
+_MODE = contextvars.ContextVar("autotensor_mode", default=(True, None, None))
+_mode = _MODE.get
 _FUSED = contextvars.ContextVar("autotensor_fused_enabled", default=True)
-_SCOPE = contextvars.ContextVar("autotensor_scope", default=None)
-_SCOPE_OWNER = contextvars.ContextVar("autotensor_scope_owner", default=None)
 _next_seq = itertools.count(1).__next__
 
 # Process-wide, like PyTorch's anomaly mode: set by `autograd.detect_anomaly`. A plain global
@@ -64,12 +63,18 @@ class _GradMode(contextlib.ContextDecorator):
         return type(self)(self.enabled)
 
     def __enter__(self):
-        self._tokens.append(_GRAD.set(self.enabled))
+        self._tokens.append(set_grad_mode(self.enabled))
         return self
 
     def __exit__(self, *exc):
-        _GRAD.reset(self._tokens.pop())
+        _MODE.reset(self._tokens.pop())
         return False
+
+
+def set_grad_mode(enabled):
+    """Turn recording on/off in this thread; returns the token `_MODE.reset` takes back."""
+    _, path, owner = _MODE.get()
+    return _MODE.set((enabled, path, owner))
 
 
 def no_grad():
@@ -88,7 +93,7 @@ def set_grad_enabled(mode):
 
 
 def is_grad_enabled():
-    return _GRAD.get()
+    return _MODE.get()[0]
 
 
 @contextlib.contextmanager
@@ -110,16 +115,15 @@ def fused_enabled():
 def scope(path, owner=None):
     """Tag every node recorded inside the block with the module path `path` (e.g. 'layers.2';
     '' for the root module's own ops). `owner` names the module for error messages."""
-    token, owner_token = _SCOPE.set(path), _SCOPE_OWNER.set(owner)
+    token = _MODE.set((_MODE.get()[0], path, owner))
     try:
         yield
     finally:
-        _SCOPE.reset(token)
-        _SCOPE_OWNER.reset(owner_token)
+        _MODE.reset(token)
 
 
 def current_scope():
-    return _SCOPE.get()
+    return _MODE.get()[1]
 
 
 def describe_scope(path, owner=None):
@@ -149,8 +153,8 @@ class Function:
     _is_node = True
     requires_grad = True         # nodes exist only when some input requires grad
     fused = False
-    writes = None                # {id(array): seq} of in-place writes into this node's output
     trace = None                 # anomaly mode: where the op was created
+    out_alias = None             # in-place ops: id of the array the op first returned
 
     def forward(self, *args, **params):
         raise NotImplementedError(f"{type(self).__name__} must implement forward")
@@ -192,12 +196,13 @@ class Function:
                     node = a._node
                     if node is None:
                         exposed = True
-                        a._hint = None           # used by a recorded op: see Tensor.grad
                         parents.append(a)
                     else:
                         parents.append(node)
                 else:
                     exposed = True
+                    if a.data.dtype.kind == "c":      # only constants can be complex
+                        _check_constant(cls, a.data)
                     parents.append(a)
             else:
                 if a.__class__ is not float and a.__class__ is not int:
@@ -213,16 +218,16 @@ class Function:
             if out.__class__ is tuple:
                 return _apply_multi(fn, out, parents, record, exposed, datas)
             out = np.asarray(out)
-        if record and _GRAD.get():
+        if record and (mode := _mode())[0]:
             fn.parents = tuple(parents)
             fn.seq = _next_seq()
-            fn.scope = _SCOPE.get()
+            fn.scope = mode[1]
             fn.shape = out.shape
             fn.dtype = out.dtype
             fn.retained = None
-            fn.out_id = id(out)
-            if exposed and fn.saved is not None:
-                _guard_saved(fn, datas)
+            fn.out_id = _id(out)
+            if exposed:
+                _note_recorded_use(fn, datas)
             if _anomaly:
                 _anomaly_forward(fn, (out,))
             return _wrap(out, fn)
@@ -237,6 +242,7 @@ class Function:
 
 
 _new_object = object.__new__
+_id = id
 
 
 # ---- helpers for backward rules: the one place a rule meets both arrays and Tensors -------------
@@ -304,18 +310,18 @@ def _apply_multi(fn, outs, parents, record, exposed, datas):
     outs = tuple(o if o.__class__ is np.ndarray else np.asarray(o) for o in outs)
     if _anomaly:
         _anomaly_forward(fn, outs)
-    if not (record and _GRAD.get()):
+    if not (record and _MODE.get()[0]):
         return tuple(_wrap(o, None) for o in outs)
     fn.parents = tuple(parents)
     fn.seq = _next_seq()
-    fn.scope = _SCOPE.get()
+    fn.scope = _MODE.get()[1]
     fn.shape = tuple(o.shape for o in outs)       # one shape per output
     fn.dtype = tuple(o.dtype for o in outs)
     fn.retained = None
     fn.out_id = None
     fn.out_ids = tuple(id(o) for o in outs)
-    if exposed and fn.saved is not None:
-        _guard_saved(fn, datas)
+    if exposed:
+        _note_recorded_use(fn, datas)
     return tuple(_wrap(o, output_node(fn, i, o.shape, o.dtype, id(o)))
                  for i, o in enumerate(outs))
 
@@ -357,6 +363,16 @@ class _Guard:
                     a.flags.writeable = True
 
 
+def _note_recorded_use(fn, datas):
+    """A recorded node with a leaf or constant input: clear the leaves' Tensor.grad hints and
+    hold the user-owned arrays it saved read-only."""
+    for p in fn.parents:
+        if p is not None and not p._is_node and p.requires_grad:
+            p._hint = None
+    if fn.saved is not None:
+        _guard_saved(fn, datas)
+
+
 def _guard_saved(fn, datas):
     """Make the user-owned input arrays that `fn` saved (or saved a view of) read-only while
     `fn` may need them."""
@@ -366,6 +382,10 @@ def _guard_saved(fn, datas):
     for s in items:
         if s.__class__ is not np.ndarray:
             continue
+        base = s.base
+        if base.__class__ is np.ndarray and (base.flags.writeable or id(base) in _guard_count) \
+                and all(base is not m for m in mine):
+            mine.append(base)           # a view (of a leaf, say): hold the memory it shows
         for d, p in zip(datas, fn.parents):
             if d.__class__ is not np.ndarray or (p is not None and p._is_node):
                 continue
@@ -406,19 +426,26 @@ def writable(array):
         array.flags.writeable = False
 
 
+# id(array) -> (sequence number of the latest in-place write into it, what the array is). An
+# array a node saved was alive when the node was recorded, so a write stamped later than the
+# node under that array's id (or its base's) is a write into that very memory. Stale entries
+# of freed arrays are harmless: a later array reusing the id is saved by later nodes only.
+written = {}
+
+
 def note_write(holder, array):
-    """Record an in-place write into `array`, the data of a leaf Tensor or a node's output."""
+    """Record an in-place write into `array`, the data of `holder` (a leaf Tensor, or the
+    Tensor of a node's output): backward then refuses nodes recorded earlier that saved it."""
     global last_write
     seq = _next_seq()
-    writes = getattr(holder, "writes", None)        # unset on most Tensors
-    if writes is None:
-        writes = holder.writes = {}
-    writes[id(array)] = seq
-    if holder.__class__ is Output:        # the multi-output node may have saved it too
-        source = holder.source
-        if source.writes is None:
-            source.writes = {}
-        source.writes[id(array)] = seq
+    if holder._node is None:
+        what = f"'{holder.name}'" if holder.name else "a leaf tensor"
+    else:
+        what = f"the output of {holder._node.name} (node #{holder._node.seq})"
+    entry = (seq, f"{what} of shape {array.shape}")
+    written[id(array)] = entry
+    if array.base is not None:          # a view: the memory belongs to its base
+        written[id(array.base)] = entry
     last_write = seq
 
 
@@ -434,7 +461,7 @@ def _note_untracked_use(args):
 # ---- anomaly mode --------------------------------------------------------------------------------
 def _anomaly_forward(fn, outs):
     """detect_anomaly: remember where the op was created, raise on a nan/inf output."""
-    fn.trace = (user_frame(), _SCOPE.get(), _SCOPE_OWNER.get())
+    fn.trace = (user_frame(), *_MODE.get()[1:])
     for i, o in enumerate(outs):
         if o.dtype.kind in "fc" and not np.all(np.isfinite(o)):
             bad = int(np.sum(~np.isfinite(o)))

@@ -13,12 +13,12 @@ class Tensor:
 
     `Tensor(data, requires_grad=False, dtype=None)` wraps `data` without copying when it is
     already an ndarray of the right dtype (use `at.tensor` for a copy). Python floats and
-    lists become float64; bool, integer and floating-point data are accepted (complex, string
-    and object data raise TypeError); only floating-point tensors may require grad.
+    lists become float64; bool, integer and floating-point data are accepted, complex data
+    too (as torch.full makes it) but no op takes it; string and object data raise TypeError.
+    Only floating-point tensors may require grad.
     """
 
-    __slots__ = ("data", "_grad", "requires_grad", "_node", "name", "writes", "_hint",
-                 "__weakref__")
+    __slots__ = ("data", "_grad", "requires_grad", "_node", "name", "_hint", "__weakref__")
     _is_node = False
     __array_priority__ = 1000        # ndarray (op) Tensor defers to Tensor's reflected op
 
@@ -26,9 +26,10 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         data = np.asarray(data, dtype=dtype)
-        if data.dtype.kind not in "biuf":
+        if data.dtype.kind not in "biufc":
             raise TypeError(f"Tensor: data of dtype {data.dtype} is not supported; autotensor "
-                            "holds bool, integer or floating-point data")
+                            "holds bool, integer, floating-point (or, not differentiable, "
+                            "complex) data")
         if requires_grad and not np.issubdtype(data.dtype, np.floating):
             raise TypeError(f"only floating-point tensors can require grad, got dtype "
                             f"{data.dtype}; convert first, e.g. Tensor(x, dtype=np.float64)")
@@ -271,7 +272,9 @@ class Tensor:
 
     # ---- methods that mirror at.* functions (most are forwarded: see _FORWARDED below) -------
     def broadcast_to(self, *shape):
-        return ops.broadcast_to(self, _shape(shape))
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return ops.broadcast_to(self, shape)
 
     def where(self, condition, other):
         """self where `condition` else other (PyTorch's Tensor.where)."""
@@ -307,22 +310,15 @@ def _inplace(t, op, what, *args):
                            f"tensor's shape {target.shape} (in-place ops do not broadcast it)")
     with function.writable(target):
         np.copyto(target, new.data, casting="same_kind")
-    function.note_write(t._node if t._node is not None else t, target)
+    function.note_write(t, target)
     if recording:                          # t is now the new node's output, in its old array
         node = new._node
-        node.saved = _swap(node.saved, new.data, target)
-        node.out_id, node.shape, node.dtype = id(target), target.shape, target.dtype
+        # The node keeps what it saved (an op that saves its output keeps its own copy, so a
+        # later in-place op on t does not invalidate it); create_graph knows both arrays.
+        node.out_alias, node.out_id = node.out_id, id(target)
+        node.shape, node.dtype = target.shape, target.dtype
         t._node, t.requires_grad = node, True
     return t
-
-
-def _swap(saved, old, new):
-    """`saved` with the array `old` replaced by `new` (same values) at the top level."""
-    if saved is old:
-        return new
-    if saved.__class__ is tuple:
-        return tuple(new if s is old else s for s in saved)
-    return saved
 
 
 def _explain_missing_grad(t):
@@ -386,25 +382,6 @@ def tensor(data, requires_grad=False, dtype=None):
                   requires_grad=requires_grad)
 
 
-def zeros(*shape, dtype=np.float64, requires_grad=False):
-    return Tensor(np.zeros(_shape(shape), dtype=dtype), requires_grad=requires_grad)
-
-
-def ones(*shape, dtype=np.float64, requires_grad=False):
-    return Tensor(np.ones(_shape(shape), dtype=dtype), requires_grad=requires_grad)
-
-
-def randn(*shape, dtype=np.float64, requires_grad=False, rng=None):
-    """Standard normal samples, from `rng` (a np.random.Generator) or numpy's global RNG."""
-    shape = _shape(shape)
-    data = rng.standard_normal(shape) if rng is not None else np.random.randn(*shape)
-    return Tensor(data.astype(dtype, copy=False), requires_grad=requires_grad)
-
-
-def _shape(shape):
-    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-
-
 from . import autograd, function, ops  # noqa: E402  (they build on Tensor)
 
 # Tensor.<name>(...) is at.<name>(self, ...): each of these methods only forwards to its op
@@ -431,3 +408,11 @@ def _forwarding(name):
 
 for _name in _FORWARDED:
     setattr(Tensor, _name, _forwarding(_name))
+
+
+def __getattr__(name):
+    """zeros, ones and randn moved to creation.py; `from autotensor.tensor import zeros` works."""
+    if name in ("zeros", "ones", "randn"):
+        from . import creation
+        return getattr(creation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,6 +3,9 @@
 Cases (float64, forward + backward, the garbage collector left on as in real use):
   chain : 1,000 elementwise ops on a (4, 4) tensor; reports microseconds per op
   mlp   : one SGD step of a 3-layer MLP (784-256-256-10) on a batch of 64
+  hvp   : a Hessian-vector product of a 784-256-10 MLP's cross-entropy loss (batch 64) with
+          respect to its four parameter tensors: at.functional.hvp vs
+          torch.autograd.functional.hvp (second-order: create_graph, then a second backward)
 
 Prints medians and the ratio autotensor / PyTorch (lower is better; target <= 1.0). Timing as
 in bench/timing.py: blocks of calls rotated three times; PyTorch in a worker process (run
@@ -58,7 +61,42 @@ def make_at_mlp(rng):
     return step
 
 
+def _hvp_data(rng):
+    """784-256-10 MLP parameters, a direction for each, a batch of 64 with labels."""
+    params = [rng.standard_normal((784, 256)) * np.sqrt(2 / 784), np.zeros(256),
+              rng.standard_normal((256, 10)) * np.sqrt(2 / 256), np.zeros(10)]
+    v = [rng.standard_normal(p.shape) for p in params]
+    return params, v, rng.standard_normal((64, 784)), rng.integers(0, 10, 64)
+
+
+def make_at_hvp(rng):
+    params, v, x, y = _hvp_data(rng)
+    params, v = tuple(at.Tensor(p) for p in params), tuple(at.Tensor(d) for d in v)
+
+    def loss(w1, b1, w2, b2):
+        logits = (at.Tensor(x) @ w1 + b1).tanh() @ w2 + b2
+        return -logits.log_softmax(axis=1)[np.arange(64), y].mean()
+
+    def step():
+        at.functional.hvp(loss, params, v)
+    return step
+
+
 # ---- PyTorch ------------------------------------------------------------------------------------
+def torch_hvp(rng):
+    import torch
+    params, v, x, y = _hvp_data(rng)
+    params, v = tuple(torch.tensor(p) for p in params), tuple(torch.tensor(d) for d in v)
+    x, y = torch.tensor(x), torch.tensor(y)
+
+    def loss(w1, b1, w2, b2):
+        return torch.nn.functional.cross_entropy(torch.tanh(x @ w1 + b1) @ w2 + b2, y)
+
+    def step():
+        torch.autograd.functional.hvp(loss, params, v)
+    return step
+
+
 def torch_cases(rng, threads):
     import torch
     torch.set_num_threads(threads)
@@ -97,7 +135,8 @@ def torch_cases(rng, threads):
 def torch_worker(args):
     import torch
     chain, mlp = torch_cases(np.random.default_rng(0), args.threads)
-    times = timed_blocks({"chain": chain, "mlp": mlp}, args.repeats)
+    hvp = torch_hvp(np.random.default_rng(1))
+    times = timed_blocks({"chain": chain, "mlp": mlp, "hvp": hvp}, args.repeats)
     print(json.dumps({"version": torch.__version__, **times}))
 
 
@@ -112,8 +151,8 @@ def main():
     args.threads = thread_count()
     worker_args = ["--threads", args.threads, "--repeats", args.repeats]
     runs = [run_worker(__file__, worker_args)]
-    ours = timed_blocks({"chain": at_chain, "mlp": make_at_mlp(np.random.default_rng(0))},
-                        args.repeats)
+    ours = timed_blocks({"chain": at_chain, "mlp": make_at_mlp(np.random.default_rng(0)),
+                         "hvp": make_at_hvp(np.random.default_rng(1))}, args.repeats)
     runs.append(run_worker(__file__, worker_args))
     theirs = {}
     if runs[0] and runs[1]:
@@ -124,7 +163,8 @@ def main():
               "(pip install torch==2.13.0 for the comparison)")
 
     print(f"{'case':<8}{'autotensor':>16}{'pytorch':>16}{'ratio':>8}")
-    for case, scale, unit in (("chain", 1e6 / CHAIN, "us/op"), ("mlp", 1e3, "ms/step")):
+    for case, scale, unit in (("chain", 1e6 / CHAIN, "us/op"), ("mlp", 1e3, "ms/step"),
+                              ("hvp", 1e3, "ms/hvp")):
         a = statistics.median(ours[case]) * scale
         line = f"{case:<8}{a:>10.2f} {unit:<6}"
         if case in theirs:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from autotensor import validate
+
 from . import functional as F
 from .module import Module
 
@@ -18,7 +20,8 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = float(validate.number("LeakyReLU", "negative_slope",
+                                                    negative_slope))
 
     def forward(self, x):
         return F.leaky_relu(x, self.negative_slope)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from autotensor import validate
 from autotensor.fused.geometry import pair, pool2d_args
 
 from . import functional as F
@@ -22,10 +23,8 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  dtype=np.float64, rng=None):
         super().__init__()
-        if in_channels < 1 or out_channels < 1:
-            raise ValueError(f"Conv2d: channel counts must be positive, got ({in_channels}, "
-                             f"{out_channels})")
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.in_channels = validate.size("Conv2d", "in_channels", in_channels)
+        self.out_channels = validate.size("Conv2d", "out_channels", out_channels)
         self.kernel_size = pair(kernel_size, "Conv2d: kernel_size", 1)
         # stride and padding: an int or an (h, w) pair, kept as given (repr shows them so).
         pair(stride, "Conv2d: stride", 1)

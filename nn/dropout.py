@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from autotensor import validate
+
 from . import functional as F
 from .module import Module
 
@@ -15,10 +17,9 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, seed=None):
         super().__init__()
-        if not 0.0 <= float(p) <= 1.0:
-            raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p}")
-        self.p = float(p)
-        self.seed = seed
+        self.p = float(validate.probability("Dropout", "p", p,
+                                            "the probability of zeroing an element"))
+        self.seed = validate.seed("Dropout", "seed", seed)
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training, self.seed)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 import autotensor as at
+from autotensor import validate
 from autotensor.fused import batch_norm, conv2d, max_pool2d
 from autotensor.tensor import _data, _tensor
 
@@ -46,8 +47,9 @@ def relu(x):
 
 def leaky_relu(x, negative_slope=0.01):
     """x where x > 0, else negative_slope * x."""
+    slope = float(validate.number("leaky_relu", "negative_slope", negative_slope))
     x = _tensor(x)
-    return at.where(x.data > 0, x, x * float(negative_slope))
+    return at.where(x.data > 0, x, x * slope)
 
 
 def sigmoid(x):
@@ -70,8 +72,8 @@ def dropout(x, p=0.5, training=True, seed=None):
     numpy's global RNG is left alone. Without one the global RNG is used, so
     `np.random.seed(...)` makes runs repeatable.
     """
-    if not 0.0 <= float(p) <= 1.0:
-        raise ValueError(f"dropout: p must be a probability in [0, 1], got {p}")
+    validate.probability("dropout", "p", p, "the probability of zeroing an element")
+    validate.seed("dropout", "seed", seed)
     rand = np.random.RandomState(seed).rand if seed is not None else np.random.rand
     return _inverted_dropout(x, 1.0 - float(p), training, rand)
 
@@ -84,9 +86,8 @@ def dropout_keep(x, keep, training=True, seed=None):
     `dropout_forward` calls `np.random.seed(seed)`: the mask repeats on every call, and every
     later global draw (the next model's weights, say) is the course's too.
     """
-    keep = float(keep)
-    if not 0.0 <= keep <= 1.0:
-        raise ValueError(f"dropout: the keep probability must be in [0, 1], got {keep}")
+    keep = float(validate.probability("dropout", "keep", keep, "the keep probability"))
+    validate.seed("dropout", "seed", seed)
     if seed is not None:
         np.random.seed(seed)
     return _inverted_dropout(x, keep, training, np.random.rand)
@@ -108,36 +109,42 @@ def _inverted_dropout(x, keep, training, rand):
 def check_labels(fn, scores_shape, y):
     """y as an int array of shape (N,) with values in [0, C) for scores of shape (N, C).
 
-    A ValueError naming `fn` and the shapes otherwise. The models call it before their forward
-    pass, so a bad y leaves them (batch-norm running statistics included) untouched.
+    A ValueError naming `fn` and the shapes otherwise (the rules: `validate.labels`). The models
+    call it before their forward pass, so a bad y leaves them (batch-norm running statistics
+    included) untouched.
     """
-    y = np.asarray(_data(y))
     scores_shape = tuple(scores_shape)
     if len(scores_shape) != 2:
         raise ValueError(f"{fn}: scores must have shape (N, C), got {scores_shape}")
     n, c = scores_shape
-    if y.shape != (n,):
-        raise ValueError(f"{fn}: labels y must have shape ({n},) to match scores {scores_shape}, "
-                         f"got {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"{fn}: labels y must be an integer array, got dtype {y.dtype}")
-    if y.size and (y.min() < 0 or y.max() >= c):
-        raise ValueError(f"{fn}: labels must lie in [0, {c}) for scores {scores_shape}, got "
-                         f"values from {y.min()} to {y.max()}")
-    return y
+    return validate.labels(fn, "labels y", _data(y), n=n, num_classes=c,
+                           against=f" for scores {scores_shape}")
+
+
+def _batch_mean(n):
+    """The factor 1 / n that averages a sum over a batch of n samples.
+
+    NOTE: an empty batch (n = 0) gives nan, as PyTorch's mean reduction does, rather than a
+    ZeroDivisionError; the gradient is then an empty (0, C) array.
+    """
+    return 1.0 / n if n else float("nan")
 
 
 def softmax_cross_entropy(scores, y):
-    """Mean over the batch of -log softmax(scores)[i, y[i]]; scores (N, C), y int (N,)."""
+    """Mean over the batch of -log softmax(scores)[i, y[i]]; scores (N, C), y int (N,).
+
+    An empty batch gives nan (as in PyTorch)."""
     scores = _tensor(scores)
     y = check_labels("softmax_cross_entropy", scores.shape, y)
     n = scores.shape[0]
     logp = at.log_softmax(scores, axis=1)
-    return -at.sum(logp[np.arange(n), y]) * (1.0 / n)
+    return -at.sum(logp[np.arange(n), y]) * _batch_mean(n)
 
 
 def svm_loss(scores, y):
-    """Mean over the batch of sum_{j != y[i]} max(0, scores[i, j] - scores[i, y[i]] + 1)."""
+    """Mean over the batch of sum_{j != y[i]} max(0, scores[i, j] - scores[i, y[i]] + 1).
+
+    An empty batch gives nan (as in PyTorch's multi_margin_loss)."""
     scores = _tensor(scores)
     y = check_labels("svm_loss", scores.shape, y)
     n = scores.shape[0]
@@ -146,7 +153,7 @@ def svm_loss(scores, y):
     # The correct class is excluded: its margin is always exactly 1, masked to 0 here.
     others = np.ones(scores.shape, dtype=scores.dtype)
     others[np.arange(n), y] = 0
-    return at.sum(margins * others) * (1.0 / n)
+    return at.sum(margins * others) * _batch_mean(n)
 
 
 # ---- normalisation -----------------------------------------------------------------------------
@@ -156,6 +163,7 @@ def layer_norm(x, gamma, beta, eps=1e-5):
     x (N, D) with gamma, beta (D,) as the course uses it; in general the statistics are taken
     over the last gamma.ndim axes of x. Same in training and evaluation.
     """
+    validate.number("layer_norm", "eps", eps, "> 0")
     x, gamma = _tensor(x), _tensor(gamma)
     k = gamma.ndim
     if k == 0 or x.ndim <= k or x.shape[x.ndim - k:] != gamma.shape:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autotensor import Tensor, enable_grad, use_fused
+from autotensor import Tensor, enable_grad, use_fused, validate
 
 from . import functional as F
 from .layers_naive import (
@@ -212,7 +212,9 @@ def layernorm_forward(x, gamma, beta, ln_param):
 
     The same in train and test mode. Returns (out, cache).
     """
-    eps = ln_param.get("eps", 1e-5)
+    validate.param_dict("layernorm_forward", "ln_param", ln_param)
+    eps = validate.number("layernorm_forward", "ln_param['eps']", ln_param.get("eps", 1e-5),
+                          "> 0")
     return _record(lambda x, g, b: F.layer_norm(x, g, b, eps), x, gamma, beta)
 
 
@@ -229,10 +231,11 @@ def dropout_forward(x, dropout_param):
     'test'), optional 'seed': numpy's global RNG is reseeded with it on every call, in both
     modes, as the course does, so the mask repeats. Test mode returns x unchanged.
     """
+    validate.param_dict("dropout_forward", "dropout_param", dropout_param, ("p", "mode"))
     keep, mode = dropout_param["p"], dropout_param["mode"]
-    if mode not in ("train", "test"):
-        raise ValueError(f"dropout_forward: mode must be 'train' or 'test', got {mode!r}")
-    seed = dropout_param.get("seed")
+    validate.probability("dropout_forward", "dropout_param['p']", keep, "the keep probability")
+    validate.choice("dropout_forward", "dropout_param['mode']", mode, ("train", "test"))
+    seed = validate.seed("dropout_forward", "dropout_param['seed']", dropout_param.get("seed"))
     return _record(lambda x: F.dropout_keep(x, keep, mode == "train", seed), x)
 
 
@@ -251,21 +254,23 @@ def _pool(x, pool_param):
     return F.max_pool2d(x, ph if ph == pw else (ph, pw), pool_param["stride"])
 
 
-def _check_conv(x, w, b, conv_param):
+def _check_conv(owner, x, w, b, conv_param):
+    validate.param_dict(owner, "conv_param", conv_param, ("stride", "pad"))
     conv_output_shape(np.shape(x), np.shape(w), conv_param["stride"], conv_param["pad"])
     if np.shape(b) != (np.shape(w)[0],):
         raise ValueError(f"conv: b must have shape ({np.shape(w)[0]},) for w {np.shape(w)}, got "
                          f"{np.shape(b)}")
 
 
-def _check_pool(x, pool_param):
+def _check_pool(owner, x, pool_param):
+    validate.param_dict(owner, "pool_param", pool_param, ("pool_height", "pool_width", "stride"))
     pool_output_shape(np.shape(x), pool_param["pool_height"], pool_param["pool_width"],
                       pool_param["stride"])
 
 
 def conv_forward_fast(x, w, b, conv_param):
     """The naive convolution's contract, computed by the fused conv2d; returns (out, cache)."""
-    _check_conv(x, w, b, conv_param)
+    _check_conv("conv_forward_fast", x, w, b, conv_param)
     with use_fused(True):
         return _record(lambda x, w, b: _conv(x, w, b, conv_param), x, w, b)
 
@@ -277,7 +282,7 @@ def conv_backward_fast(dout, cache):
 
 def max_pool_forward_fast(x, pool_param):
     """The naive max pool's contract, computed by the fused max_pool2d; returns (out, cache)."""
-    _check_pool(x, pool_param)
+    _check_pool("max_pool_forward_fast", x, pool_param)
     with use_fused(True):
         return _record(lambda x: _pool(x, pool_param), x)
 
@@ -289,7 +294,7 @@ def max_pool_backward_fast(dout, cache):
 
 def conv_relu_forward(x, w, b, conv_param):
     """out = relu(conv(x, w, b)); returns (out, cache)."""
-    _check_conv(x, w, b, conv_param)
+    _check_conv("conv_relu_forward", x, w, b, conv_param)
     with use_fused(True):
         return _record(lambda x, w, b: F.relu(_conv(x, w, b, conv_param)), x, w, b)
 
@@ -301,7 +306,9 @@ def conv_relu_backward(dout, cache):
 
 def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
     """out = max_pool(relu(conv(x, w, b))); returns (out, cache)."""
-    _check_conv(x, w, b, conv_param)
+    _check_conv("conv_relu_pool_forward", x, w, b, conv_param)
+    validate.param_dict("conv_relu_pool_forward", "pool_param", pool_param,
+                        ("pool_height", "pool_width", "stride"))
     with use_fused(True):
         return _record(lambda x, w, b: _pool(F.relu(_conv(x, w, b, conv_param)), pool_param),
                        x, w, b)

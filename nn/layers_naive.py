@@ -16,7 +16,7 @@ from autotensor.fused.geometry import (
     conv2d_output_shape,
     pool2d_output_shape,
 )
-from autotensor.validate import is_int
+from autotensor.validate import is_int, param_dict
 
 __all__ = ["conv_forward_naive", "conv_backward_naive", "max_pool_forward_naive",
            "max_pool_backward_naive", "conv_output_shape", "pool_output_shape"]
@@ -57,6 +57,7 @@ def conv_forward_naive(x, w, b, conv_param):
 
     x (N, C, H, W), w (F, C, HH, WW), b (F,), conv_param {'stride', 'pad'} (zero padding).
     """
+    param_dict("conv_forward_naive", "conv_param", conv_param, ("stride", "pad"))
     stride, pad = conv_param["stride"], conv_param["pad"]
     N, F, Ho, Wo = _conv_shape(x.shape, w.shape, np.shape(b), stride, pad)
     HH, WW = w.shape[2:]
@@ -110,6 +111,8 @@ def _pool_param(pool_param):
 def max_pool_forward_naive(x, pool_param):
     """out[n, c, i, j] = max of x[n, c, window(i, j)]; pool_param {'pool_height', 'pool_width',
     'stride'}. Returns (out, cache)."""
+    param_dict("max_pool_forward_naive", "pool_param", pool_param,
+               ("pool_height", "pool_width", "stride"))
     ph, pw, stride = _pool_param(pool_param)
     N, C, Ho, Wo = pool_output_shape(x.shape, ph, pw, stride)
     out = np.zeros((N, C, Ho, Wo), dtype=x.dtype)

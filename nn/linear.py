@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autotensor import ops
+from autotensor import ops, validate
 
 from . import functional as F
 from . import init
@@ -20,10 +20,8 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, dtype=np.float64, rng=None):
         super().__init__()
-        if in_features < 1 or out_features < 1:
-            raise ValueError(f"Linear: sizes must be positive, got ({in_features}, "
-                             f"{out_features})")
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features = validate.size("Linear", "in_features", in_features)
+        self.out_features = validate.size("Linear", "out_features", out_features)
         self.weight = Parameter(np.empty((self.in_features, self.out_features), dtype=dtype))
         init.kaiming_normal(self.weight, rng=rng)
         self.bias = Parameter(np.zeros(self.out_features, dtype=dtype)) if bias else None

@@ -16,7 +16,7 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from autotensor import Tensor, no_grad
+from autotensor import Tensor, no_grad, validate
 from autotensor import sum as at_sum
 from autotensor.fused.geometry import pool2d_output_shape
 
@@ -63,6 +63,14 @@ def _finish(scores, y, p, weight_names, reg):
     return loss.item(), grads
 
 
+def _check_init(owner, weight_scale, reg, sizes):
+    """The arguments every model constructor shares: {name: size} and two numbers >= 0."""
+    for name, value in sizes.items():
+        validate.size(owner, name, value)
+    validate.number(owner, "weight_scale", weight_scale, ">= 0")
+    validate.number(owner, "reg", reg, ">= 0")
+
+
 def _bn(h, p, i, bn_param, caller):
     """Batch norm of layer i as the course's bn_param dict asks (its running stats updated)."""
     return read_bn_param(bn_param, h, caller).batch_norm(h, p[f"gamma{i}"], p[f"beta{i}"])
@@ -80,7 +88,7 @@ class _BatchNormBuffers:
         """Set the running statistics from `arrays`, named as `buffers` names them (a name not
         there yet, before the first training call, is added). Checked before anything is
         assigned: a mismatch raises ValueError and changes nothing."""
-        load_bn_buffers(self.bn_params, arrays)
+        load_bn_buffers(self.bn_params, arrays, self.params)
 
 
 class TwoLayerNet:
@@ -91,6 +99,9 @@ class TwoLayerNet:
 
     def __init__(self, input_dim=3 * 32 * 32, hidden_dim=100, num_classes=10, weight_scale=1e-3,
                  reg=0.0):
+        _check_init("TwoLayerNet", weight_scale, reg, {"input_dim": input_dim,
+                                                       "hidden_dim": hidden_dim,
+                                                       "num_classes": num_classes})
         self.reg = reg
         ws = float(weight_scale)
         self.params = {
@@ -121,11 +132,16 @@ class FullyConnectedNet(_BatchNormBuffers):
 
     def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10, dropout_keep_ratio=1,
                  normalization=None, reg=0.0, weight_scale=1e-2, dtype=np.float32, seed=None):
-        if normalization not in (None, "batchnorm", "layernorm"):
-            raise ValueError(f"normalization must be None, 'batchnorm' or 'layernorm', got "
-                             f"{normalization!r}")
-        if not 0 < dropout_keep_ratio <= 1:
-            raise ValueError(f"dropout_keep_ratio must be in (0, 1], got {dropout_keep_ratio}")
+        owner = "FullyConnectedNet"
+        validate.choice(owner, "normalization", normalization, (None, "batchnorm", "layernorm"))
+        validate.number(owner, "dropout_keep_ratio", dropout_keep_ratio, "in (0, 1]")
+        validate.seed(owner, "seed", seed)
+        if not isinstance(hidden_dims, (list, tuple, np.ndarray)):
+            raise ValueError(f"{owner}: hidden_dims must be a list of sizes, got "
+                             f"{hidden_dims!r}")
+        _check_init(owner, weight_scale, reg, {
+            "input_dim": input_dim, "num_classes": num_classes,
+            **{f"hidden_dims[{i}]": d for i, d in enumerate(hidden_dims)}})
         self.normalization = normalization
         self.use_dropout = dropout_keep_ratio != 1
         self.reg = reg
@@ -200,6 +216,13 @@ class ThreeLayerConvNet(_BatchNormBuffers):
     def __init__(self, input_dim=(3, 32, 32), num_filters=32, filter_size=7, hidden_dim=100,
                  num_classes=10, weight_scale=1e-3, reg=0.0, dtype=np.float32,
                  use_batchnorm=False):
+        owner = "ThreeLayerConvNet"
+        if not isinstance(input_dim, (tuple, list)) or len(input_dim) != 3:
+            raise ValueError(f"{owner}: input_dim must be a (C, H, W) triple of sizes, got "
+                             f"{input_dim!r}")
+        _check_init(owner, weight_scale, reg, {
+            **{f"input_dim[{i}]": d for i, d in enumerate(input_dim)}, "num_filters": num_filters,
+            "filter_size": filter_size, "hidden_dim": hidden_dim, "num_classes": num_classes})
         C, H, W = input_dim
         self.reg = reg
         self.dtype = dtype
@@ -252,6 +275,9 @@ class ThreeLayerConvNet(_BatchNormBuffers):
 # ---- the assignment-1 API ----------------------------------------------------------------------
 def init_two_layer_model(input_size, hidden_size, output_size):
     """{'W1' (D, H), 'b1' (H,), 'W2' (H, C), 'b2' (C,)}: weights 1e-5 * randn, biases zero."""
+    for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
+                        ("output_size", output_size)):
+        validate.size("init_two_layer_model", name, value)
     return {
         "W1": 0.00001 * np.random.randn(input_size, hidden_size), "b1": np.zeros(hidden_size),
         "W2": 0.00001 * np.random.randn(hidden_size, output_size), "b2": np.zeros(output_size),
@@ -264,6 +290,7 @@ def two_layer_net(X, model, y=None, reg=0.0):
     Returns the scores (N, C) when y is None, else (loss, grads) with grads keyed like model;
     the loss includes 0.5 * reg * (sum(W1**2) + sum(W2**2)).
     """
+    validate.number("two_layer_net", "reg", reg, ">= 0")
     _check_y("two_layer_net", X, y, np.shape(model["W2"])[1])
     p = _leaves({k: model[k] for k in ("W1", "b1", "W2", "b2")})
     with no_grad() if y is None else nullcontext():

@@ -15,6 +15,7 @@ stack of running modules is per thread, like the recording modes.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -253,10 +254,15 @@ class Module:
     def load_state_dict(self, state, strict=True):
         """Copy arrays from `state` into the parameters and buffers (in place, keeping dtypes).
 
-        With strict=True the keys must match `state_dict()`'s exactly. Shapes must always
-        match. Everything is checked before anything is written, so a failed load changes
-        nothing. Returns (missing_keys, unexpected_keys).
+        With strict=True the keys must match `state_dict()`'s exactly. Every entry given must
+        have its target's shape and a dtype that casts to the target's within its kind (bool
+        or int into float is fine; float into int, complex into float, strings and objects are
+        refused). Everything is checked before anything is written, so a failed load raises a
+        ValueError naming the entry and changes nothing. Returns (missing_keys, unexpected_keys).
         """
+        where = f"load_state_dict for {type(self).__name__}"
+        if not isinstance(state, Mapping):
+            raise ValueError(f"{where}: expected a dict of arrays, got {type(state).__name__}")
         targets = {}
         for mod_name, m in self.named_modules():
             for table in (m._parameters, m._buffers):
@@ -266,20 +272,12 @@ class Module:
         missing = [k for k in targets if k not in state]
         unexpected = [k for k in state if k not in targets]
         if strict and (missing or unexpected):
-            raise ValueError(f"load_state_dict for {type(self).__name__}: missing keys "
-                             f"{missing}, unexpected keys {unexpected}")
-        for k, target in targets.items():
-            if k in state:
-                shape = np.shape(state[k].data if isinstance(state[k], Tensor) else state[k])
-                if shape != target.shape:
-                    raise ValueError(f"load_state_dict for {type(self).__name__}: {k!r} has "
-                                     f"shape {target.shape} in the model but {shape} in the "
-                                     "state dict")
-        for k, target in targets.items():
-            if k in state:
-                value = state[k].data if isinstance(state[k], Tensor) else state[k]
-                np.copyto(target.data if isinstance(target, Tensor) else target, value,
-                          casting="unsafe")
+            raise ValueError(f"{where}: missing keys {missing}, unexpected keys {unexpected}")
+        arrays = {k: target.data if isinstance(target, Tensor) else target
+                  for k, target in targets.items() if k in state}
+        values = {k: _loadable(state[k], dest, f"{where}: {k!r}") for k, dest in arrays.items()}
+        for k, value in values.items():           # everything checked: now write
+            np.copyto(arrays[k], value, casting="same_kind")
         return missing, unexpected
 
     # ---- printing ------------------------------------------------------------------------------
@@ -297,6 +295,23 @@ class Module:
             return f"{type(self).__name__}({extra})"
         head = f"{type(self).__name__}({extra}" if extra else f"{type(self).__name__}("
         return head + "\n" + "\n".join(lines) + "\n)"
+
+
+def _loadable(value, dest, what):
+    """`value` (array-like or Tensor) as an array that can be copied into the array `dest`."""
+    try:
+        a = np.asarray(value.data if isinstance(value, Tensor) else value)
+    except (ValueError, TypeError) as e:          # ragged nested lists, ...
+        raise ValueError(f"{what} is not an array: {e}") from e
+    if a.shape != dest.shape:
+        raise ValueError(f"{what} has shape {dest.shape} in the model but {a.shape} in the "
+                         "state dict")
+    # NOTE: "same_kind" lets float64 into float32 (the dtype policy keeps the model's), but
+    # never truncates a float into an int buffer or drops an imaginary part.
+    if a.dtype.kind not in "biufc" or not np.can_cast(a.dtype, dest.dtype, "same_kind"):
+        raise ValueError(f"{what} has dtype {a.dtype} in the state dict, which does not cast "
+                         f"to the model's {dest.dtype}")
+    return a
 
 
 def _as_buffer(name, value):

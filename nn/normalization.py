@@ -17,6 +17,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from autotensor import validate
+
 from . import functional as F
 from .module import Module, Parameter
 
@@ -26,10 +28,10 @@ class _BatchNorm(Module):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.9, dtype=np.float64):
         super().__init__()
-        if num_features < 1:
-            raise ValueError(f"{type(self).__name__}: num_features must be positive, got "
-                             f"{num_features}")
-        self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
+        name = type(self).__name__
+        self.num_features = validate.size(name, "num_features", num_features)
+        self.eps = float(validate.number(name, "eps", eps, "> 0"))
+        self.momentum = validate.number(name, "momentum", momentum, "in [0, 1]")
         self.gamma = Parameter(np.ones(self.num_features, dtype=dtype))
         self.beta = Parameter(np.zeros(self.num_features, dtype=dtype))
         self.register_buffer("running_mean", np.zeros(self.num_features, dtype=dtype))
@@ -65,9 +67,8 @@ class LayerNorm(Module):
 
     def __init__(self, num_features, eps=1e-5, dtype=np.float64):
         super().__init__()
-        if num_features < 1:
-            raise ValueError(f"LayerNorm: num_features must be positive, got {num_features}")
-        self.num_features, self.eps = int(num_features), float(eps)
+        self.num_features = validate.size("LayerNorm", "num_features", num_features)
+        self.eps = float(validate.number("LayerNorm", "eps", eps, "> 0"))
         self.gamma = Parameter(np.ones(self.num_features, dtype=dtype))
         self.beta = Parameter(np.zeros(self.num_features, dtype=dtype))
 
@@ -111,16 +112,18 @@ def read_bn_param(bn_param, x, caller):
     `BatchNormParam.batch_norm`, so the dict always holds the current ones (the course writes
     them back after each call). `caller` names the function in error messages.
     """
-    mode = bn_param.get("mode", "train")
-    if mode not in ("train", "test"):
-        raise ValueError(f"{caller}: bn_param['mode'] must be 'train' or 'test', got {mode!r}")
+    validate.param_dict(caller, "bn_param", bn_param)
+    mode = validate.choice(caller, "bn_param['mode']", bn_param.get("mode", "train"),
+                           ("train", "test"))
+    momentum = validate.number(caller, "bn_param['momentum']", bn_param.get("momentum", 0.9),
+                               "in [0, 1]")
+    eps = validate.number(caller, "bn_param['eps']", bn_param.get("eps", 1e-5), "> 0")
     if x.ndim < 2:
         raise ValueError(f"{caller}: x must have a batch axis and a feature axis, got {x.shape}")
     d = x.shape[1]
     running_mean = bn_param.setdefault("running_mean", np.zeros(d, dtype=x.dtype))
     running_var = bn_param.setdefault("running_var", np.zeros(d, dtype=x.dtype))
-    return BatchNormParam(mode == "train", bn_param.get("momentum", 0.9),
-                          bn_param.get("eps", 1e-5), running_mean, running_var)
+    return BatchNormParam(mode == "train", momentum, eps, running_mean, running_var)
 
 
 def new_bn_params(n):
@@ -145,13 +148,17 @@ def bn_buffers(bn_params):
             for key, value in bn_param.items() if isinstance(value, np.ndarray)}
 
 
-def load_bn_buffers(bn_params, arrays):
+def load_bn_buffers(bn_params, arrays, params=None):
     """Put `arrays` (named as `bn_buffers` names them) into the `bn_param` dicts.
 
-    An array a dict already holds is overwritten in place (same shape, its dtype kept); a name
-    it does not hold yet is added as a copy, since the running statistics appear only on the
-    first training call. Every array the dicts hold must be given. Everything is checked before
-    anything is assigned: a mismatch raises ValueError and changes nothing.
+    An array a dict already holds is overwritten in place (same shape; a real dtype that casts
+    to its own within its kind, which is kept); a name it does not hold yet is added as a copy,
+    since the running statistics appear only on the first training call. Such a new name must
+    be `bn_params.{i}.running_mean` or `.running_var` of a dict in the list, a 1-d float array
+    shaped like its sibling and, when the model's `params` are given, like `gamma{i+1}` (the
+    course's models pair bn_params[i] with gamma{i+1}). Every array the dicts hold must be
+    given. Everything is checked before anything is assigned: a mismatch raises ValueError
+    naming the buffer and changes nothing.
     """
     current = bn_buffers(bn_params)
     missing = sorted(set(current) - set(arrays))
@@ -160,17 +167,33 @@ def load_bn_buffers(bn_params, arrays):
                          f"{sorted(current)} (missing {missing})")
     added = {}
     for name, a in arrays.items():
+        dtype = np.asarray(a).dtype
         if name in current:
             if np.shape(a) != current[name].shape:
                 raise ValueError(f"buffer {name!r} has shape {np.shape(a)}, the model's has "
                                  f"shape {current[name].shape}")
+            if dtype.kind not in "biuf" or not np.can_cast(dtype, current[name].dtype,
+                                                           "same_kind"):
+                raise ValueError(f"buffer {name!r} has dtype {dtype}, which does not cast to "
+                                 f"the model's {current[name].dtype}")
             continue
-        parts = name.split(".", 2)
-        if (len(parts) != 3 or parts[0] != "bn_params" or not parts[1].isdigit()
-                or int(parts[1]) >= len(bn_params)
-                or not isinstance(bn_params[int(parts[1])], dict)):
+        if dtype.kind != "f":
+            raise ValueError(f"buffer {name!r} has dtype {dtype}, running statistics are "
+                             "floating point")
+        parts = name.split(".", 2) if isinstance(name, str) else []
+        i = int(parts[1]) if len(parts) == 3 and parts[1].isdecimal() else -1
+        if (not 0 <= i < len(bn_params) or not isinstance(bn_params[i], dict)
+                or name != f"bn_params.{i}.{parts[2]}"
+                or parts[2] not in ("running_mean", "running_var")):
             raise ValueError(f"buffer {name!r} does not exist in the model")
-        added[name] = (int(parts[1]), parts[2])
+        sibling = f"bn_params.{i}.running_{'var' if parts[2] == 'running_mean' else 'mean'}"
+        # The shape to match: the sibling the dict holds, else gamma{i+1}, else the sibling given.
+        like = (current.get(sibling), (params or {}).get(f"gamma{i + 1}"), arrays.get(sibling))
+        want = next((np.shape(b) for b in like if b is not None), None)
+        if np.ndim(a) != 1 or (want is not None and np.shape(a) != want):
+            raise ValueError(f"buffer {name!r} has shape {np.shape(a)}, the model expects "
+                             f"{want or 'a 1-d array'} (like {sibling!r} and gamma{i + 1})")
+        added[name] = (i, parts[2])
     for name, a in arrays.items():
         if name in current:
             current[name][...] = a

@@ -2,36 +2,48 @@
 
 Format: an uncompressed numpy `.npz` (a zip of `.npy` files). Every entry is a numeric/bool
 array; the metadata dict is stored as JSON text, UTF-8 encoded, in the uint8 array named
-`__meta__`. Nothing is pickled, and files are read with `np.load(..., allow_pickle=False)`, so
-loading a checkpoint can never execute code; a file holding an object array is refused.
+`__meta__`. Nothing is pickled, and no entry is read through the pickle-capable readers, so
+loading a checkpoint can never execute code.
 
 Atomicity: `save_checkpoint` writes to a temporary file in the destination's directory, flushes
 and fsyncs it, then renames it over the destination with `os.replace` (atomic on POSIX and
 Windows). A reader sees either the old file or the complete new one, never a partial file, even
-if the process dies mid-write.
+if the process dies mid-write. The temporary file's name carries the writer's process id: a
+later save or load of the same checkpoint removes the ones whose writer is dead (kill -9).
 
-Integrity: every zip entry carries a CRC-32 that is checked when the entry is read, so a
-truncated or bit-flipped file raises a ValueError naming the file instead of yielding wrong
-numbers. `load_checkpoint` reads every entry before returning.
+Untrusted input: `load_checkpoint` treats the file as hostile. It refuses compressed, encrypted,
+duplicate and overlapping entries, reads each `.npy` header itself and checks that the shape
+and dtype it declares account for exactly the bytes stored (so nothing larger than the file is
+ever allocated), checks every entry's CRC-32 (a truncated or bit-flipped file raises a
+ValueError naming the file instead of yielding wrong numbers), and bounds the metadata's size
+and nesting. Every file handle is closed on every path.
 
 The Solver's schema (which arrays and metadata a `Solver` checkpoint holds, version 1; the
 table is in docs/training.md) is defined here too: `pack_solver` writes it, `unpack_solver`
-checks a loaded file against a solver and its model, and `model_buffers` /
+checks a loaded file against a solver and its model (names, shapes, dtypes, finite numbers,
+hyperparameter ranges, the RNG state on a scratch generator), and `model_buffers` /
 `load_model_buffers` are how a model's running statistics get in and out.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
-import copy
 import json
+import math
 import os
+import re
+import reprlib
 import secrets
+import struct
 import zipfile
 
 import numpy as np
 
+from autotensor import validate
 from autotensor.nn.normalization import bn_buffers, load_bn_buffers
+
+from . import rules
 
 __all__ = ["save_checkpoint", "load_checkpoint", "META_KEY", "pack_solver", "unpack_solver",
            "model_buffers", "load_model_buffers", "naming_errors"]
@@ -39,34 +51,48 @@ __all__ = ["save_checkpoint", "load_checkpoint", "META_KEY", "pack_solver", "unp
 META_KEY = "__meta__"
 CHECKPOINT_FORMAT = "autotensor.Solver"
 CHECKPOINT_VERSION = 1
+META_MAX_BYTES = 16 << 20        # of JSON text; a Solver's metadata is a few kB per parameter
+META_MAX_DEPTH = 16              # nesting of JSON arrays/objects; a Solver's metadata uses 3
+_ARRAY_KINDS = "biufc"           # bool, signed and unsigned integers, floats, complex
+_ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, RuntimeError,
+               NotImplementedError, OverflowError, struct.error)
+_HEADER_ERRORS = (ValueError, TypeError, SyntaxError, OverflowError, RecursionError,
+                  MemoryError, struct.error)
 _STATE_SHAPED = ("velocity", "cache", "m", "v")      # rule state arrays shaped like the weight
 
 
+# ---- writing -----------------------------------------------------------------------------------
 def save_checkpoint(path, arrays, meta):
     """Write `arrays` (dict name -> ndarray) and `meta` (JSON-able dict) to `path` atomically.
 
-    The file is written exactly at `path` (no extension is added; use `.npz`).
+    The file is written exactly at `path` (no extension is added; use `.npz`). Anything
+    `load_checkpoint` would refuse (non-numeric arrays, metadata too large or too deeply
+    nested) is refused here, before anything is written.
     """
     path = os.fspath(path)
+    where = f"checkpoint {path!r}"
     if META_KEY in arrays:
         raise ValueError(f"array name {META_KEY!r} is reserved for the metadata")
     payload = {}
     for name, a in arrays.items():
         a = np.asarray(a)
-        if a.dtype.hasobject:
+        if not isinstance(name, str) or a.dtype.kind not in _ARRAY_KINDS:
             raise ValueError(f"checkpoint array {name!r} has dtype {a.dtype}; only numeric "
-                             "arrays can be saved without pickle")
+                             "arrays with string names can be saved without pickle")
         payload[name] = a
     try:
         text = json.dumps(meta, allow_nan=True)
-    except TypeError as e:
+    except (TypeError, ValueError, RecursionError) as e:
         raise ValueError(f"checkpoint metadata is not JSON-serialisable: {e}") from e
+    _parse_meta(text.encode("utf-8"), where)          # the reader's limits, checked now
     payload[META_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
 
     directory = os.path.dirname(os.path.abspath(path))
+    _remove_stale_temps(path)
     # A hidden, uniquely named sibling, created exclusively ("x"): same filesystem as `path`
     # (so the rename is atomic) and the usual umask permissions (mkstemp would force 0600).
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}-"
+                                  f"{secrets.token_hex(6)}.tmp")
     f = open(tmp, "xb")      # outside the try: if this fails there is nothing to remove
     try:
         with f:
@@ -96,48 +122,182 @@ def _fsync_directory(directory):
         os.close(fd)
 
 
+def _remove_stale_temps(path):
+    """Delete the temporary files of `path` left by writers that died mid-save (kill -9).
+
+    Names are `.{name}.{pid}-{12 hex}.tmp` (earlier versions: `.{name}.{12 hex}.tmp`, always
+    stale). A file whose writer process is still alive is left alone: it may be mid-save.
+    """
+    directory, base = os.path.split(os.path.abspath(path))
+    pattern = re.compile(rf"\.{re.escape(base)}\.(?:(\d+)-)?[0-9a-f]{{12}}\.tmp")
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match and not _writer_alive(match.group(1)):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, name))
+
+
+def _writer_alive(pid):
+    if pid is None:
+        return False
+    pid = int(pid)
+    # NOTE: elsewhere than POSIX, os.kill(pid, 0) would terminate the process: assume alive.
+    if pid == os.getpid() or os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)                       # signal 0: only asks whether pid exists
+    except (ProcessLookupError, OverflowError):   # no such process; no such pid at all
+        return False
+    except OSError:                           # PermissionError: alive, another user's
+        return True
+    return True
+
+
+# ---- reading -----------------------------------------------------------------------------------
 def load_checkpoint(path):
     """Read a checkpoint written by `save_checkpoint`: returns (arrays dict, meta dict).
 
-    Raises ValueError naming the file for anything unreadable: missing file, truncation, bad
-    CRC, a malformed `.npy` header, an object (pickle) array, missing or invalid metadata.
+    Raises ValueError naming the file (and the entry) for anything unreadable or untrusted:
+    missing file, truncation, bad CRC, compressed/encrypted/duplicate/overlapping entries, a
+    malformed `.npy` header or one declaring more data than stored, an object (pickle) or
+    non-numeric array, missing, oversized, too deeply nested or invalid metadata.
     """
     path = os.fspath(path)
+    where = f"checkpoint {path!r}"
     if not os.path.isfile(path):
-        raise ValueError(f"checkpoint {path!r} does not exist")
-    with open(path, "rb") as f:
-        magic = f.read(4)
-    if magic != b"PK\x03\x04":                  # every .npz (zip) file starts with this
-        what = "is empty" if not magic else "is not an .npz archive (zip)"
-        raise ValueError(f"checkpoint {path!r} {what}: truncated, corrupted or another format")
+        raise ValueError(f"{where} does not exist")
+    _remove_stale_temps(path)
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {name: z[name] for name in z.files}    # reads (and CRC-checks) every entry
-    except ValueError as e:
-        if "allow_pickle" in str(e):
-            raise ValueError(f"checkpoint {path!r} contains an object array (pickled data); "
-                             "refusing to load it") from e
-        raise ValueError(f"checkpoint {path!r} is corrupted: {e}") from e
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError) as e:
-        raise ValueError(f"checkpoint {path!r} is truncated or corrupted: "
-                         f"{type(e).__name__}: {e}") from e
-    odd = sorted(name for name, a in arrays.items() if not isinstance(a, np.ndarray))
-    if odd:                                   # np.load returns raw bytes for non-.npy entries
-        raise ValueError(f"checkpoint {path!r}: entries {odd} are not .npy arrays")
+        with open(path, "rb") as f:
+            arrays = _read_npz(f, where)
+    except OSError as e:
+        raise ValueError(f"{where} cannot be read: {e}") from e
     meta = arrays.pop(META_KEY, None)
     if meta is None:
-        raise ValueError(f"checkpoint {path!r} has no {META_KEY!r} metadata entry")
+        raise ValueError(f"{where} has no {META_KEY!r} metadata entry")
     if meta.dtype != np.uint8 or meta.ndim != 1:
-        raise ValueError(f"checkpoint {path!r}: metadata entry has dtype {meta.dtype} and shape "
+        raise ValueError(f"{where}: metadata entry has dtype {meta.dtype} and shape "
                          f"{meta.shape}, expected 1-d uint8")
+    return arrays, _parse_meta(meta.tobytes(), where)
+
+
+def _read_npz(f, where):
+    """{name: array} of the zip open as `f`; every entry checked before it is read."""
+    size = os.fstat(f.fileno()).st_size
+    magic = f.read(4)
+    if magic != b"PK\x03\x04":                  # every .npz (zip) file starts with this
+        what = "is empty" if not magic else "is not an .npz archive (zip)"
+        raise ValueError(f"{where} {what}: truncated, corrupted or another format")
+    f.seek(0)
     try:
-        meta = json.loads(meta.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"checkpoint {path!r}: metadata is not valid JSON: {e}") from e
+        z = zipfile.ZipFile(f)
+    except _ZIP_ERRORS as e:
+        raise ValueError(f"{where} is truncated or corrupted: {type(e).__name__}: {e}") from e
+    with z:
+        infos = z.infolist()
+        names = [i.filename for i in infos]
+        dup = sorted(n for n, c in collections.Counter(names).items() if c > 1)
+        if dup:
+            raise ValueError(f"{where} has duplicate entries {dup}: refusing to pick one")
+        odd = sorted(n for n in names if not n.endswith(".npy"))
+        if odd:
+            raise ValueError(f"{where}: entries {odd} are not .npy arrays")
+        packed = sorted(i.filename for i in infos if i.compress_type != zipfile.ZIP_STORED)
+        if packed:
+            raise ValueError(f"{where}: entries {packed} are compressed; checkpoints are "
+                             "written uncompressed (a small compressed entry can inflate to "
+                             "gigabytes), refusing them")
+        locked = sorted(i.filename for i in infos if i.flag_bits & 0x1)
+        if locked:
+            raise ValueError(f"{where}: entries {locked} are encrypted")
+        stored = sum(i.compress_size for i in infos)
+        if stored > size or any(i.file_size != i.compress_size
+                                or i.header_offset + i.compress_size > size for i in infos):
+            raise ValueError(f"{where} is truncated or corrupted: its entries declare "
+                             f"{stored} bytes, the file has {size}")
+        return {i.filename[:-len(".npy")]: _read_npy(z, i, where) for i in infos}
+
+
+def _read_npy(z, info, where):
+    """One `.npy` entry; its header is checked against the entry's size before any data is
+    read, so a header declaring 2**40 elements costs nothing."""
+    name = info.filename
+    try:
+        with z.open(info) as fp:
+            try:
+                readers = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}
+                version = np.lib.format.read_magic(fp)
+                if version not in readers:
+                    raise ValueError(f"unsupported .npy format version {version}")
+                shape, fortran_order, dtype = readers[version](fp)
+            except _HEADER_ERRORS as e:
+                raise ValueError(f"{where}: entry {name!r} has a malformed .npy header: "
+                                 f"{type(e).__name__}: {e}") from e
+            if dtype.hasobject:
+                raise ValueError(f"{where} contains an object array (pickled data) in entry "
+                                 f"{name!r}; refusing to load it")
+            if dtype.kind not in _ARRAY_KINDS:
+                raise ValueError(f"{where}: entry {name!r} has dtype {dtype}; checkpoints "
+                                 "hold numeric arrays only")
+            if any(n < 0 for n in shape):
+                raise ValueError(f"{where}: entry {name!r} declares shape {shape}")
+            nbytes = math.prod(shape) * dtype.itemsize
+            if nbytes != info.file_size - fp.tell():
+                raise ValueError(f"{where}: entry {name!r} declares shape {shape} of {dtype} "
+                                 f"({nbytes} bytes) but stores {info.file_size - fp.tell()} "
+                                 "bytes")
+            data = fp.read(nbytes)
+            if len(data) != nbytes or fp.read(1):    # reading to the end checks the CRC-32
+                raise ValueError(f"{where} is truncated or corrupted: entry {name!r} holds "
+                                 "fewer or more bytes than declared")
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as e:
+        raise ValueError(f"{where} is truncated or corrupted: {type(e).__name__}: {e}") from e
+    return np.frombuffer(bytearray(data), dtype=dtype).reshape(
+        shape, order="F" if fortran_order else "C")
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+
+
+def _parse_meta(raw, where):
+    """The metadata dict from its UTF-8 JSON bytes; size, nesting and duplicate keys bounded
+    (json's recursive parser would otherwise die of a RecursionError on deep nesting)."""
+    if len(raw) > META_MAX_BYTES:
+        raise ValueError(f"{where}: metadata is {len(raw)} bytes, more than the "
+                         f"{META_MAX_BYTES} allowed")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{where}: metadata is not valid JSON: {e}") from e
+    codes = np.frombuffer(_JSON_STRING.sub('""', text).encode("utf-8"), dtype=np.uint8)
+    steps = np.isin(codes, tuple(b"[{")).astype(np.int64) - np.isin(codes, tuple(b"]}"))
+    depth = int(np.cumsum(steps).max(initial=0))
+    if depth > META_MAX_DEPTH:
+        raise ValueError(f"{where}: metadata nests {depth} levels deep, more than the "
+                         f"{META_MAX_DEPTH} allowed")
+    try:
+        meta = json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{where}: metadata is not valid JSON: {e}") from e
+    except ValueError as e:                   # a duplicate key, an integer of 5000 digits
+        raise ValueError(f"{where}: metadata is refused: {e}") from e
     if not isinstance(meta, dict):
-        raise ValueError(f"checkpoint {path!r}: metadata is a {type(meta).__name__}, "
+        raise ValueError(f"{where}: metadata is a {type(meta).__name__}, "
                          "expected a JSON object")
-    return arrays, meta
+    return meta
+
+
+def _unique_keys(pairs):
+    keys = collections.Counter(k for k, _ in pairs)
+    dup = sorted(k for k, c in keys.items() if c > 1)
+    if dup:
+        raise ValueError(f"duplicate keys {dup} in a JSON object")
+    return dict(pairs)
 
 
 # ---- the Solver's checkpoint schema ------------------------------------------------------------
@@ -153,8 +313,9 @@ def pack_solver(solver):
             if isinstance(value, np.ndarray):
                 arrays[f"optim/{name}/{key}"] = value
                 array_keys[name].append(key)
-            else:
-                scalars[name][key] = _json_scalar(value, f"optim config {name}.{key}")
+            else:      # checked as the loader will check it: never write what it refuses
+                what = f"optim config {name}.{key}"
+                scalars[name][key] = _rule_scalar(what, key, _json_scalar(value, what))
     buffers = model_buffers(solver.model)
     arrays.update({f"buffers/{k}": np.asarray(v) for k, v in buffers.items()})
     arrays["history/loss"] = np.asarray(solver.loss_history, dtype=np.float64)
@@ -165,9 +326,10 @@ def pack_solver(solver):
     meta = {
         "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "epoch": solver.epoch,
         "update_rule": solver.update_rule.__name__, "lr_decay": float(solver.lr_decay),
-        "batch_size": solver.batch_size, "num_epochs": solver.num_epochs,
-        "num_train_samples": solver.num_train_samples,
-        "num_val_samples": solver.num_val_samples, "best_val_acc": float(solver.best_val_acc),
+        "batch_size": int(solver.batch_size), "num_epochs": int(solver.num_epochs),
+        "num_train_samples": _int_or_none(solver.num_train_samples),
+        "num_val_samples": _int_or_none(solver.num_val_samples),
+        "best_val_acc": float(solver.best_val_acc),
         "param_names": list(params), "best_names": list(solver.best_params),
         "buffer_names": list(buffers), "optim_scalars": scalars, "optim_arrays": array_keys,
         "rng": {"kind": kind, "pos": int(pos), "has_gauss": int(has_gauss),
@@ -176,74 +338,170 @@ def pack_solver(solver):
     return arrays, meta
 
 
+_META_KEYS = ("format", "version", "epoch", "update_rule", "lr_decay", "batch_size",
+              "num_epochs", "num_train_samples", "num_val_samples", "best_val_acc",
+              "param_names", "best_names", "buffer_names", "optim_scalars", "optim_arrays", "rng")
+# The update rules' hyperparameters and their ranges, as optim/rules.py declares them.
+_RULE_RANGES = {key: within for hyper in rules.HYPERPARAMETERS.values()
+                for key, within in hyper.items()}
+# Rule state that averages or sums squared gradients: never negative (sqrt would be NaN).
+NONNEGATIVE_STATE = ("v", "cache")
+
+
 def unpack_solver(solver, arrays, meta):
     """Check loaded (arrays, meta) against `solver` and its model; return the state to assign:
-    params, best, optim_configs, buffers, rng (None of it is assigned here). The buffers are
-    checked by `load_model_buffers` itself, when they are assigned."""
+    params, best, optim_configs, buffers, history, rng (none of it is assigned here). The
+    buffers' names and shapes are checked by `load_model_buffers` itself, which assigns them
+    only when all are valid."""
     if meta.get("format") != CHECKPOINT_FORMAT or meta.get("version") != CHECKPOINT_VERSION:
         raise ValueError(f"not a {CHECKPOINT_FORMAT} checkpoint of version "
-                         f"{CHECKPOINT_VERSION} (format {meta.get('format')!r}, version "
-                         f"{meta.get('version')!r})")
-    epoch = meta["epoch"]
-    if type(epoch) is not int or epoch < 0:          # a JSON integer (bool excluded)
-        raise ValueError(f"epoch {epoch!r} is not an integer >= 0")
-    if not isinstance(meta["best_val_acc"], (int, float)):
-        raise ValueError(f"best_val_acc {meta['best_val_acc']!r} is not a number")
+                         f"{CHECKPOINT_VERSION} (format {_short(meta.get('format'))}, version "
+                         f"{_short(meta.get('version'))})")
+    missing = [k for k in _META_KEYS if k not in meta]
+    unknown = sorted(set(meta) - set(_META_KEYS))
+    if missing or unknown:
+        raise ValueError(f"malformed metadata: missing keys {missing}, unknown keys "
+                         f"{_short(unknown)}")
+    validate.size("", "metadata 'epoch'", meta["epoch"], 0)
+    validate.number("", "metadata 'best_val_acc'", meta["best_val_acc"], "in [0, 1]")
+    validate.number("", "metadata 'lr_decay'", meta["lr_decay"], "> 0")
+    validate.size("", "metadata 'batch_size'", meta["batch_size"], 1)
+    validate.size("", "metadata 'num_epochs'", meta["num_epochs"], 0)
+    for key in ("num_train_samples", "num_val_samples"):
+        if meta[key] is not None:
+            validate.size("", f"metadata {key!r}", meta[key], 1)
     if meta["update_rule"] != solver.update_rule.__name__:
-        raise ValueError(f"it was written with update rule {meta['update_rule']!r}, this "
-                         f"solver uses {solver.update_rule.__name__!r}")
+        raise ValueError(f"it was written with update rule {_short(meta['update_rule'])}, "
+                         f"this solver uses {solver.update_rule.__name__!r}")
     params = solver.model.params
-    names, mine = list(meta["param_names"]), set(params)
+    names, mine = _names(meta, "param_names"), set(params)
     if set(names) != mine:
         raise ValueError(f"its parameters {sorted(names)} differ from the model's "
                          f"{sorted(mine)}")
-    used = set()
-
-    def take(key, shape=None):
-        if key not in arrays:
-            raise ValueError(f"array {key!r} is missing")
-        a = arrays[key]
-        if shape is not None and a.shape != shape:
-            raise ValueError(f"array {key!r} has shape {a.shape}, the model expects {shape}")
-        used.add(key)
-        return a
-
-    def weights(key, name):
-        a = take(key, np.shape(params[name]))
-        if not np.issubdtype(a.dtype, np.floating):
-            raise ValueError(f"array {key!r} has dtype {a.dtype}, expected floating point")
-        return a.astype(np.asarray(params[name]).dtype)
-
-    state = {"params": {n: weights(f"params/{n}", n) for n in names}}
-    best = list(meta["best_names"])
+    best = _names(meta, "best_names")
     if best and set(best) != mine:
         raise ValueError(f"its best params {sorted(best)} differ from the model's "
                          f"{sorted(mine)}")
-    state["best"] = {n: weights(f"best/{n}", n) for n in best}
+    entries = _Entries(arrays)
+    state = {"params": {n: entries.weights(f"params/{n}", params[n]) for n in names},
+             "best": {n: entries.weights(f"best/{n}", params[n]) for n in best},
+             "optim_configs": _optim_configs(meta, names, params, entries),
+             "buffers": {n: entries.take(f"buffers/{n}")
+                         for n in _names(meta, "buffer_names")},
+             "history": _histories(entries),
+             "rng": _rng_state(meta["rng"], entries.take("rng/keys", (624,), kinds="u"))}
+    extra = sorted(set(arrays) - entries.used)
+    if extra:
+        raise ValueError(f"unexpected array(s) {_short(extra)}")
+    return state
+
+
+class _Entries:
+    """The arrays of a loaded checkpoint, taken by name (what is never taken is unexpected)."""
+
+    _KINDS = {"f": "floating point", "u": "unsigned integer", "biuf": "real numbers"}
+
+    def __init__(self, arrays):
+        self.arrays, self.used = arrays, set()
+
+    def take(self, key, shape=None, kinds="biuf"):
+        if key not in self.arrays:
+            raise ValueError(f"array {key!r} is missing")
+        a = self.arrays[key]
+        if shape is not None and a.shape != shape:
+            raise ValueError(f"array {key!r} has shape {a.shape}, the model expects {shape}")
+        if a.dtype.kind not in kinds:
+            raise ValueError(f"array {key!r} has dtype {a.dtype}, expected "
+                             f"{self._KINDS[kinds]}")
+        self.used.add(key)
+        return a
+
+    def weights(self, key, like):
+        """A parameter array, cast to the dtype of the model's `like`."""
+        return self.take(key, np.shape(like), kinds="f").astype(np.asarray(like).dtype)
+
+
+def _optim_configs(meta, names, params, entries):
+    """Every parameter's update-rule config: hyperparameters (finite, in range) and state
+    arrays (real, weight-shaped where the rules expect it)."""
+    scalars, array_keys = meta["optim_scalars"], meta["optim_arrays"]
+    for key, table in (("optim_scalars", scalars), ("optim_arrays", array_keys)):
+        if not isinstance(table, dict) or set(table) != set(names):
+            raise ValueError(f"metadata {key!r} must map each parameter {sorted(names)} to "
+                             f"its config, got {_short(table)}")
     configs = {}
     for n in names:
-        configs[n] = copy.deepcopy(dict(meta["optim_scalars"][n]))
-        for key in meta["optim_arrays"][n]:
+        if not isinstance(scalars[n], dict):
+            raise ValueError(f"metadata optim_scalars[{n!r}] must be an object, got "
+                             f"{_short(scalars[n])}")
+        config = {k: _rule_scalar(f"optim config {n}.{k}", k, v) for k, v in scalars[n].items()}
+        keys = array_keys[n]
+        if (not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)
+                or len(set(keys)) != len(keys) or set(keys) & set(config)):
+            raise ValueError(f"metadata optim_arrays[{n!r}] must list distinct config keys "
+                             f"not among the scalars, got {_short(keys)}")
+        for key in keys:
             shape = np.shape(params[n]) if key in _STATE_SHAPED else None
-            configs[n][key] = take(f"optim/{n}/{key}", shape).copy()
-    state["optim_configs"] = configs
-    state["buffers"] = {n: take(f"buffers/{n}") for n in meta["buffer_names"]}
-    hist = [take(f"history/{h}") for h in ("loss", "train_acc", "val_acc")]
-    if any(h.ndim != 1 or not np.issubdtype(h.dtype, np.floating) for h in hist):
-        raise ValueError("history arrays must be 1-d floating point")
-    if len(hist[1]) != len(hist[2]):
-        raise ValueError(f"train/val accuracy histories have lengths {len(hist[1])} "
-                         f"and {len(hist[2])}")
-    state["history"] = {h: a.tolist() for h, a in zip(("loss", "train_acc", "val_acc"), hist)}
-    rng = meta["rng"]
-    keys = take("rng/keys", (624,))
-    if keys.dtype != np.uint32:
-        raise ValueError(f"array 'rng/keys' has dtype {keys.dtype}, expected uint32")
-    state["rng"] = (str(rng["kind"]), keys, int(rng["pos"]), int(rng["has_gauss"]),
-                    float(rng["cached_gaussian"]))
-    extra = sorted(set(arrays) - used)
-    if extra:
-        raise ValueError(f"unexpected array(s) {extra}")
+            a = entries.take(f"optim/{n}/{key}", shape)
+            # NOTE: NaN and inf are kept (a diverged run reloads as it was saved); a negative
+            # average of squares cannot be saved by the rules and would make sqrt NaN.
+            if key in NONNEGATIVE_STATE and np.any(a < 0):
+                raise ValueError(f"array 'optim/{n}/{key}' holds negative values (it "
+                                 "averages squared gradients)")
+            config[key] = a.copy()
+        configs[n] = config
+    return configs
+
+
+def _rule_scalar(what, key, value):
+    """A saved hyperparameter of an update rule: the rules' own keys are range-checked, a
+    custom rule's may be any finite number, bool, string or None."""
+    if key == "t":                            # Adam's step count
+        return validate.size("", what, value, 0)
+    if key in _RULE_RANGES:
+        return validate.number("", what, value, _RULE_RANGES[key])
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    return validate.number("", what, value)
+
+
+def _histories(entries):
+    hist = {h: entries.take(f"history/{h}", kinds="f") for h in ("loss", "train_acc", "val_acc")}
+    for h, a in hist.items():
+        if a.ndim != 1:
+            raise ValueError(f"array 'history/{h}' has shape {a.shape}, history arrays are 1-d")
+    if len(hist["train_acc"]) != len(hist["val_acc"]):
+        raise ValueError(f"train/val accuracy histories have lengths {len(hist['train_acc'])} "
+                         f"and {len(hist['val_acc'])}")
+    for h in ("train_acc", "val_acc"):
+        if not np.all((hist[h] >= 0) & (hist[h] <= 1)):
+            raise ValueError(f"array 'history/{h}' holds values outside [0, 1] (accuracies)")
+    return {h: a.tolist() for h, a in hist.items()}
+
+
+def _rng_state(rng, keys):
+    """numpy's global RNG state from the metadata and `rng/keys`, tried on a scratch
+    generator (numpy itself accepts a position of -1 or an all-zero state)."""
+    fields = ("kind", "pos", "has_gauss", "cached_gaussian")
+    if not isinstance(rng, dict) or set(rng) != set(fields):
+        raise ValueError(f"metadata 'rng' must hold exactly {list(fields)}, got {_short(rng)}")
+    if rng["kind"] != "MT19937":
+        raise ValueError(f"metadata rng kind {_short(rng['kind'])} is not 'MT19937'")
+    pos = validate.size("", "metadata rng pos", rng["pos"], 0)
+    if pos > 624 or rng["has_gauss"] not in (0, 1) or type(rng["has_gauss"]) is not int:
+        raise ValueError(f"metadata rng pos {pos} / has_gauss {_short(rng['has_gauss'])} out "
+                         "of range (0..624 / 0 or 1)")
+    cached = validate.number("", "metadata rng cached_gaussian", rng["cached_gaussian"])
+    if keys.dtype != np.uint32 or not keys.any():
+        raise ValueError(f"array 'rng/keys' has dtype {keys.dtype} and "
+                         f"{'no' if not keys.any() else 'some'} nonzero words, expected uint32 "
+                         "and a nonzero state")
+    state = ("MT19937", keys.copy(), pos, rng["has_gauss"], float(cached))
+    try:
+        np.random.RandomState(0).set_state(state)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"the RNG state (metadata 'rng', array 'rng/keys') is refused: "
+                         f"{e}") from e
     return state
 
 
@@ -276,7 +534,12 @@ def load_model_buffers(model, arrays):
     if callable(getattr(model, "load_buffers", None)):
         model.load_buffers(arrays)
     else:
-        load_bn_buffers(getattr(model, "bn_params", None) or [], arrays)
+        load_bn_buffers(getattr(model, "bn_params", None) or [], arrays,
+                        getattr(model, "params", None))
+
+
+def _int_or_none(value):
+    return None if value is None else int(value)     # a numpy integer is not JSON
 
 
 def _json_scalar(value, what):
@@ -286,3 +549,17 @@ def _json_scalar(value, what):
         return value
     raise ValueError(f"cannot checkpoint {what} of type {type(value).__name__}: only arrays and "
                      "numbers/strings are saved")
+
+
+def _names(meta, key):
+    names = meta[key]
+    if (not isinstance(names, list) or not all(isinstance(n, str) for n in names)
+            or len(set(names)) != len(names)):
+        raise ValueError(f"metadata {key!r} must be a list of distinct names, got "
+                         f"{_short(names)}")
+    return names
+
+
+def _short(value):
+    """repr() cut short: hostile metadata must not make a megabyte error message."""
+    return reprlib.repr(value)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from autotensor import validate
+
 from . import rules
 
 __all__ = ["ClassifierTrainer"]
@@ -40,19 +42,9 @@ class ClassifierTrainer:
           measured at the first iteration, at each epoch end and, if `acc_frequency` is set,
           every `acc_frequency` iterations; the model with the best val accuracy is returned.
         """
-        if update not in ("sgd", "momentum", "rmsprop"):
-            raise ValueError(f'Unrecognized update type "{update}"; use "sgd", "momentum" or '
-                             '"rmsprop"')
+        _check_arguments(X, y, X_val, y_val, reg, learning_rate, momentum, learning_rate_decay,
+                         update, num_epochs, batch_size, acc_frequency)
         N = X.shape[0]
-        if N == 0 or len(y) != N or len(X_val) != len(y_val) or len(X_val) == 0:
-            raise ValueError(f"need non-empty data with matching labels; got X {X.shape}, y "
-                             f"{np.shape(y)}, X_val {np.shape(X_val)}, y_val {np.shape(y_val)}")
-        if int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
-        if acc_frequency is not None and (int(acc_frequency) != acc_frequency
-                                          or acc_frequency < 1):
-            raise ValueError(f"acc_frequency must be a positive integer or None, "
-                             f"got {acc_frequency}")
         self.step_cache = {}
         # NOTE: the course used N / batch_size (Python 2 floor division), which is 0 when
         # N < batch_size; at least one iteration per epoch is run here.
@@ -86,8 +78,8 @@ class ClassifierTrainer:
                     X_train_subset, y_train_subset = X[train_mask], y[train_mask]
                 else:
                     X_train_subset, y_train_subset = X, y
-                train_acc = _accuracy(loss_function(X_train_subset, model), y_train_subset)
-                val_acc = _accuracy(loss_function(X_val, model), y_val)
+                train_acc = _accuracy(loss_function(X_train_subset, model), y_train_subset, "y")
+                val_acc = _accuracy(loss_function(X_val, model), y_val, "y_val")
                 train_acc_history.append(train_acc)
                 val_acc_history.append(val_acc)
                 # NOTE: the course started from best_val_acc = 0 and returned an empty dict when
@@ -121,5 +113,33 @@ class ClassifierTrainer:
         model[p][...] = next_x
 
 
-def _accuracy(scores, y):
-    return float(np.mean(np.argmax(np.asarray(scores), axis=1) == y))
+_OWNER = "ClassifierTrainer.train"
+
+
+def _check_arguments(X, y, X_val, y_val, reg, learning_rate, momentum, learning_rate_decay,
+                     update, num_epochs, batch_size, acc_frequency):
+    """Every argument of `train`, before anything is computed."""
+    validate.choice(_OWNER, "update", update, ("sgd", "momentum", "rmsprop"))
+    N = np.shape(X)[0] if np.ndim(X) else 0
+    if N == 0 or len(y) != N or len(X_val) != len(y_val) or len(X_val) == 0:
+        raise ValueError(f"{_OWNER}: need non-empty data with matching labels; got X "
+                         f"{np.shape(X)}, y {np.shape(y)}, X_val {np.shape(X_val)}, y_val "
+                         f"{np.shape(y_val)}")
+    # Their upper bound, the number of classes, is checked against the first scores.
+    validate.labels(_OWNER, "y", y)
+    validate.labels(_OWNER, "y_val", y_val)
+    validate.number(_OWNER, "reg", reg, ">= 0")
+    validate.learning_rate(_OWNER, "learning_rate", learning_rate)
+    validate.number(_OWNER, "momentum", momentum, "in [0, 1)")
+    validate.number(_OWNER, "learning_rate_decay", learning_rate_decay, "> 0")
+    validate.size(_OWNER, "num_epochs", num_epochs)
+    validate.size(_OWNER, "batch_size", batch_size)
+    validate.optional_size(_OWNER, "acc_frequency", acc_frequency)
+
+
+def _accuracy(scores, y, name):
+    """Fraction of rows whose top score is the label; labels the model cannot predict refused."""
+    scores = np.asarray(scores)
+    validate.labels(_OWNER, name, y, num_classes=scores.shape[1],
+                    against=f" (the model scores {scores.shape[1]} classes)")
+    return float(np.mean(np.argmax(scores, axis=1) == y))

@@ -35,7 +35,7 @@ class ModuleModel:
         self._tensors = dict(module.named_parameters())
         if not self._tensors:
             raise ValueError("the module has no parameters to train")
-        self._view = _ParamView(self._tensors)
+        self._view = _ParamView(self._tensors, module.load_state_dict)
 
     @property
     def params(self):
@@ -53,18 +53,14 @@ class ModuleModel:
 
     def load_buffers(self, arrays):
         """Copy `arrays` ({dotted name: ndarray}, exactly the module's buffers) into the
-        buffers in place, keeping their dtypes. Checked before anything is copied: a
-        mismatch raises ValueError and changes nothing."""
+        buffers in place, keeping their dtypes. Names, shapes and dtypes are checked (by
+        `Module.load_state_dict`) before anything is copied: a mismatch raises ValueError and
+        changes nothing."""
         current = self.buffers
         if set(arrays) != set(current):
             raise ValueError(f"the buffers {sorted(arrays)} differ from the module's "
                              f"{sorted(current)}")
-        for name, a in arrays.items():
-            if np.shape(a) != current[name].shape:
-                raise ValueError(f"buffer {name!r} has shape {np.shape(a)}, the module's has "
-                                 f"shape {current[name].shape}")
-        for name, a in arrays.items():
-            current[name][...] = a
+        self.module.load_state_dict(dict(arrays), strict=False)
 
     def loss(self, X, y=None):
         dtype = next(iter(self._tensors.values())).dtype
@@ -84,20 +80,26 @@ class ModuleModel:
 
 
 class _ParamView(MutableMapping):
-    """name -> parameter.data; assignment copies into the parameter's array (shape-checked)."""
+    """name -> parameter.data; assignment copies into the parameter's array (shape and dtype
+    checked first; a whole-dict `assign` goes through the module's `load_state_dict`)."""
 
-    def __init__(self, tensors):
-        self._tensors, self._what = tensors, "parameter"
+    def __init__(self, tensors, load):
+        self._tensors, self._load, self._what = tensors, load, "parameter"
 
     def __getitem__(self, name):
         return self._tensors[name].data
 
     def __setitem__(self, name, value):
+        # The Solver's hot path (every update of every parameter): checked here, not through
+        # the module's load_state_dict, which walks the whole module.
         t = self._tensors[name]
         value = np.asarray(value.data if isinstance(value, Tensor) else value)
         if value.shape != t.data.shape:
             raise ValueError(f"{self._what} {name!r} has shape {t.data.shape}, got an array of "
                              f"shape {value.shape}")
+        if value.dtype.kind not in "biuf":
+            raise ValueError(f"{self._what} {name!r}: got an array of dtype {value.dtype}, "
+                             "expected real numbers")
         t.data[...] = value
 
     def assign(self, values):
@@ -105,12 +107,7 @@ class _ParamView(MutableMapping):
         if set(values) != set(self._tensors):
             raise ValueError(f"expected {self._what}s {sorted(self._tensors)}, got "
                              f"{sorted(values)}")
-        for name, value in values.items():
-            if np.shape(value) != self._tensors[name].data.shape:
-                raise ValueError(f"{self._what} {name!r} has shape "
-                                 f"{self._tensors[name].data.shape}, got {np.shape(value)}")
-        for name, value in values.items():
-            self[name] = value
+        self._load(dict(values), strict=False)
 
     def __delitem__(self, name):
         raise TypeError(f"cannot delete a {self._what} of a module")

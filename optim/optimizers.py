@@ -19,9 +19,11 @@ import copy
 
 import numpy as np
 
-from autotensor import Tensor
+from autotensor import Tensor, validate
+from autotensor.validate import is_int
 
 from . import rules
+from .checkpoint import NONNEGATIVE_STATE
 
 __all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "Adagrad"]
 
@@ -73,10 +75,10 @@ class Optimizer:
         self.param_groups.append(new)
 
     def _check(self, group):
-        if group["lr"] is None or group["lr"] < 0:
-            raise ValueError(f"learning rate must be >= 0, got {group['lr']}")
-        if group.get("weight_decay", 0.0) < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {group['weight_decay']}")
+        """Refuse a group's bad hyperparameter, naming the optimizer, the key and the value."""
+        name = type(self).__name__
+        validate.learning_rate(name, "lr", group["lr"])
+        validate.number(name, "weight_decay", group.get("weight_decay", 0.0), ">= 0")
 
     # ---- the update ----------------------------------------------------------------------------
     def step(self):
@@ -114,47 +116,73 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
-        """Restore hyperparameters and state saved by `state_dict()` (validated before use)."""
+        """Restore hyperparameters and state saved by `state_dict()`.
+
+        Everything is checked before anything is assigned: the group and parameter counts and
+        numbering, each hyperparameter's name, type (finite numbers, bools, pairs) and range,
+        the state keys, and every state value (a real array shaped like its parameter,
+        non-negative for squared-gradient averages, or a step count >= 0). A mismatch raises a
+        ValueError naming the entry and changes nothing.
+        """
         name = type(self).__name__
         if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
             keys = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict)
             raise ValueError(f"an optimizer state_dict is a dict with keys 'state' and "
                              f"'param_groups', got {keys}")
         groups, state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(groups, (list, tuple)) or not isinstance(state, dict):
+            raise ValueError(f"state_dict['param_groups'] must be a list and ['state'] a dict, "
+                             f"got {type(groups).__name__} and {type(state).__name__}")
         params = self._params()
         if len(groups) != len(self.param_groups):
             raise ValueError(f"state_dict has {len(groups)} param groups, the optimizer has "
                              f"{len(self.param_groups)}")
+        new_groups, first = [], 0
         for i, (saved, mine) in enumerate(zip(groups, self.param_groups)):
             # Same hyperparameter names: an Adam state_dict must not load into SGD.
-            if set(saved) != set(mine):
-                raise ValueError(f"param group {i}: state_dict has keys {sorted(saved)}, a "
-                                 f"{name} group has {sorted(mine)} (saved by another "
-                                 f"optimizer?)")
-            if len(saved["params"]) != len(mine["params"]):
-                raise ValueError(f"param group {i}: state_dict has {len(saved['params'])} "
-                                 f"parameters, the optimizer has {len(mine['params'])}")
-            self._check({**mine, **saved})
+            if not isinstance(saved, dict) or set(saved) != set(mine):
+                keys = sorted(saved) if isinstance(saved, dict) else type(saved).__name__
+                raise ValueError(f"param group {i}: state_dict has keys {keys}, a {name} "
+                                 f"group has {sorted(mine)} (saved by another optimizer?)")
+            count = len(mine["params"])
+            if not isinstance(saved["params"], (list, tuple)) or len(saved["params"]) != count:
+                got = (len(saved["params"]) if isinstance(saved["params"], (list, tuple))
+                       else saved["params"])
+                raise ValueError(f"param group {i}: state_dict has {got} parameters, the "
+                                 f"optimizer has {count}")
+            if list(saved["params"]) != list(range(first, first + count)):
+                raise ValueError(f"param group {i}: state_dict numbers its parameters "
+                                 f"{saved['params']}, expected {list(range(first, first + count))}"
+                                 " (state_dict numbers them in group order)")
+            first += count
+            group = {k: _hyperparameter(f"param group {i}: {k!r}", v, self.defaults[k])
+                     for k, v in saved.items() if k != "params"}
+            try:
+                self._check({**mine, **group})
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"param group {i}: {e}") from e
+            new_groups.append(group)
+        new_state = {}
         for i, s in state.items():
-            if not 0 <= int(i) < len(params):
-                raise ValueError(f"state_dict has state for parameter {i}, the optimizer has "
-                                 f"{len(params)} parameters")
+            if not is_int(i) or not 0 <= i < len(params):
+                raise ValueError(f"state_dict has state for parameter {i!r}, the optimizer has "
+                                 f"{len(params)} parameters (numbered 0 to {len(params) - 1})")
+            if not isinstance(s, dict):
+                raise ValueError(f"state of parameter {i} is a {type(s).__name__}, not a dict")
             unknown = sorted(set(s) - set(self.state_keys))
             if unknown:
                 raise ValueError(f"state of parameter {i} has keys {unknown}; {name} keeps "
                                  f"only {list(self.state_keys)}")
-            for key, value in s.items():
-                if isinstance(value, np.ndarray) and value.shape != params[int(i)].shape:
-                    raise ValueError(f"state {key!r} of parameter {i} has shape {value.shape}, "
-                                     f"the parameter has shape {params[int(i)].shape}")
-        # Everything checked: now assign (copies, cast to each parameter's dtype).
-        for saved, mine in zip(groups, self.param_groups):
-            mine.update({k: copy.deepcopy(v) for k, v in saved.items() if k != "params"})
-        self.state = {}
-        for i, s in state.items():
-            p = params[int(i)]
-            self.state[p] = {k: (v.astype(p.dtype, copy=True) if isinstance(v, np.ndarray)
-                                 else copy.deepcopy(v)) for k, v in s.items()}
+            if s and set(s) != set(self.state_keys):
+                raise ValueError(f"state of parameter {i} has keys {sorted(s)}; {name} keeps "
+                                 f"all of {list(self.state_keys)} or none")
+            p = params[i]
+            new_state[p] = {k: _state_value(f"state {k!r} of parameter {i}", k, v, p)
+                            for k, v in s.items()}
+        # Everything checked: now assign.
+        for group, mine in zip(new_groups, self.param_groups):
+            mine.update(group)
+        self.state = new_state
 
     def __repr__(self):
         groups = ", ".join("{" + ", ".join(f"{k}={v}" for k, v in g.items() if k != "params")
@@ -178,10 +206,9 @@ class SGD(Optimizer):
 
     def _check(self, group):
         super()._check(group)
-        if group["momentum"] < 0:
-            raise ValueError(f"momentum must be >= 0, got {group['momentum']}")
+        validate.number("SGD", "momentum", group["momentum"], "in [0, 1)")
         if group["nesterov"] and group["momentum"] == 0:
-            raise ValueError("nesterov=True needs a momentum > 0")
+            raise ValueError("SGD: nesterov=True needs a momentum > 0")
 
     def _rule(self, group):
         if group["momentum"] == 0:
@@ -198,14 +225,13 @@ class Adam(Optimizer):
     state_keys = ("m", "v", "t")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
-                                      weight_decay=weight_decay))
+        betas = tuple(betas) if isinstance(betas, (tuple, list, np.ndarray)) else betas
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
 
     def _check(self, group):
         super()._check(group)
-        b1, b2 = group["betas"]
-        if not (0 <= b1 < 1 and 0 <= b2 < 1):
-            raise ValueError(f"betas must lie in [0, 1), got {group['betas']}")
+        validate.numbers("Adam", "betas", group["betas"], 2, "in [0, 1)")
+        validate.number("Adam", "eps", group["eps"], "> 0")
 
     def _rule(self, group):
         return rules.adam
@@ -226,8 +252,8 @@ class RMSprop(Optimizer):
 
     def _check(self, group):
         super()._check(group)
-        if not 0 <= group["decay_rate"] < 1:
-            raise ValueError(f"decay_rate must lie in [0, 1), got {group['decay_rate']}")
+        validate.number("RMSprop", "decay_rate", group["decay_rate"], "in [0, 1)")
+        validate.number("RMSprop", "eps", group["eps"], "> 0")
 
     def _rule(self, group):
         return rules.rmsprop
@@ -245,8 +271,48 @@ class Adagrad(Optimizer):
     def __init__(self, params, lr=1e-2, eps=1e-8, weight_decay=0.0):
         super().__init__(params, dict(lr=lr, eps=eps, weight_decay=weight_decay))
 
+    def _check(self, group):
+        super()._check(group)
+        validate.number("Adagrad", "eps", group["eps"], "> 0")
+
     def _rule(self, group):
         return rules.adagrad
 
     def _config(self, group):
         return {"learning_rate": group["lr"], "epsilon": group["eps"]}
+
+
+# ---- checks of a loaded state_dict ---------------------------------------------------------------
+def _hyperparameter(what, value, default):
+    """A saved hyperparameter, checked against the type of the optimizer's default."""
+    if isinstance(default, bool):
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{what} must be True or False, got {value!r}")
+        return bool(value)
+    if isinstance(default, tuple):
+        if not isinstance(value, (tuple, list)) or len(value) != len(default):
+            raise ValueError(f"{what} must be {len(default)} finite numbers, got {value!r}")
+        return tuple(validate.number("", f"{what}[{j}]", v) for j, v in enumerate(value))
+    if isinstance(default, (int, float, np.integer, np.floating)):
+        return validate.number("", what, value)
+    return copy.deepcopy(value)
+
+
+def _state_value(what, key, value, p):
+    """A saved state entry as the optimizer keeps it: an array (a copy in `p`'s dtype) or a
+    step count."""
+    if is_int(value):
+        return validate.size("", f"{what} (a step count)", value, 0)
+    if not isinstance(value, np.ndarray):
+        raise ValueError(f"{what} must be an array or a step count, got "
+                         f"{type(value).__name__} {value!r}")
+    if value.shape != p.shape:
+        raise ValueError(f"{what} has shape {value.shape}, the parameter has shape {p.shape}")
+    if value.dtype.kind not in "biuf" or not np.can_cast(value.dtype, p.dtype, "same_kind"):
+        raise ValueError(f"{what} has dtype {value.dtype}, which does not cast to the "
+                         f"parameter's {p.dtype}")
+    # NOTE: NaN and inf are kept (a diverged run reloads as it was saved); a negative average
+    # of squares cannot come from the rules and would make sqrt NaN.
+    if key in NONNEGATIVE_STATE and np.any(value < 0):
+        raise ValueError(f"{what} holds negative values (it averages squared gradients)")
+    return value.astype(p.dtype, copy=True)

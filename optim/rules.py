@@ -20,6 +20,19 @@ import numpy as np
 
 __all__ = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam", "adagrad"]
 
+# The hyperparameters each rule reads from `config`, with the range each accepts (see
+# `autotensor.validate.RANGES`); every other key a rule keeps there is its per-weight state.
+# The Solver refuses an optim_config key not listed for its rule ({'lr': 0.1} for sgd, say).
+HYPERPARAMETERS = {
+    "sgd": {"learning_rate": ">= 0"},
+    "sgd_momentum": {"learning_rate": ">= 0", "momentum": "in [0, 1)"},
+    "sgd_nesterov_momentum": {"learning_rate": ">= 0", "momentum": "in [0, 1)"},
+    "rmsprop": {"learning_rate": ">= 0", "decay_rate": "in [0, 1)", "epsilon": "> 0"},
+    "adam": {"learning_rate": ">= 0", "beta1": "in [0, 1)", "beta2": "in [0, 1)",
+             "epsilon": "> 0"},
+    "adagrad": {"learning_rate": ">= 0", "epsilon": "> 0"},
+}
+
 
 def _prepare(w, dw, config):
     """Check shapes, cast `dw` to `w`'s dtype, return a config dict (new if None)."""

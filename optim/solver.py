@@ -22,7 +22,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from autotensor import Tensor
+from autotensor import Tensor, validate
 
 from . import checkpoint, rules
 from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION  # noqa: F401  (importable here)
@@ -57,31 +57,31 @@ class Solver:
         self.print_every = kwargs.pop("print_every", 10)
         self.verbose = kwargs.pop("verbose", True)
         if kwargs:
-            raise ValueError("Unrecognized arguments " + ", ".join(f'"{k}"' for k in kwargs))
+            raise ValueError("Solver: Unrecognized arguments "
+                             + ", ".join(f'"{k}"' for k in kwargs))
+        rule_name = self.update_rule if isinstance(self.update_rule, str) else None
         if isinstance(self.update_rule, str):
             if self.update_rule not in rules.__all__:
-                raise ValueError(f'Invalid update_rule "{self.update_rule}"; choose one of '
+                raise ValueError(f'Solver: Invalid update_rule "{self.update_rule}"; choose one of '
                                  f"{rules.__all__} or pass a function")
             self.update_rule = getattr(rules, self.update_rule)
         elif not callable(self.update_rule):
-            raise ValueError(f"update_rule must be a rule name or a function, got "
+            raise ValueError(f"Solver: update_rule must be a rule name or a function, got "
                              f"{self.update_rule!r}")
-        if not isinstance(self.optim_config, Mapping):
-            raise ValueError(f"optim_config must be a dict, got {type(self.optim_config)}")
-        for name in ("batch_size", "print_every"):
-            if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        if not _is_int(self.num_epochs) or self.num_epochs < 0:
-            raise ValueError(f"num_epochs must be an integer >= 0, got {self.num_epochs}")
+        elif getattr(rules, getattr(self.update_rule, "__name__", ""), None) is self.update_rule:
+            rule_name = self.update_rule.__name__
+        _check_optim_config(self.optim_config, rule_name)
+        validate.number("Solver", "lr_decay", self.lr_decay, "> 0")
+        validate.size("Solver", "batch_size", self.batch_size)
+        validate.size("Solver", "print_every", self.print_every)
+        validate.size("Solver", "num_epochs", self.num_epochs, minimum=0)
+        validate.optional_size("Solver", "num_train_samples", self.num_train_samples)
+        validate.optional_size("Solver", "num_val_samples", self.num_val_samples)
         if self.checkpoint_name is not None:
             directory = os.path.dirname(os.path.abspath(os.fspath(self.checkpoint_name)))
             if not os.path.isdir(directory):
-                raise ValueError(f"checkpoint_name {self.checkpoint_name!r}: directory "
+                raise ValueError(f"Solver: checkpoint_name {self.checkpoint_name!r}: directory "
                                  f"{directory!r} does not exist")
-        for name in ("num_train_samples", "num_val_samples"):
-            value = getattr(self, name)
-            if value is not None and (not _is_int(value) or value < 1):
-                raise ValueError(f"{name} must be a positive integer or None, got {value}")
         self._reset()
 
     def _reset(self):
@@ -113,8 +113,15 @@ class Solver:
 
     def check_accuracy(self, X, y, num_samples=None, batch_size=100):
         """Fraction of correct predictions on (X, y), on a random subsample of `num_samples`
-        (drawn with replacement) when X has more rows; scored in batches of `batch_size`."""
+        (drawn with replacement) when X has more rows; scored in batches of `batch_size`.
+
+        Every label of y must lie in [0, C) for the model's C classes, checked against the
+        first batch's scores: a label the model cannot predict would score 0 silently."""
+        return self._accuracy(X, y, num_samples, batch_size, "y")
+
+    def _accuracy(self, X, y, num_samples, batch_size, name):
         N = X.shape[0]
+        y_all = y
         if num_samples is not None and N > num_samples:
             mask = np.random.choice(N, num_samples)
             N, X, y = num_samples, X[mask], y[mask]
@@ -122,6 +129,9 @@ class Solver:
         for start in range(0, N, batch_size):
             scores = self.model.loss(X[start:start + batch_size])
             scores = scores.data if isinstance(scores, Tensor) else np.asarray(scores)
+            if start == 0:
+                validate.labels("Solver", name, y_all, num_classes=scores.shape[1],
+                                against=f" (the model scores {scores.shape[1]} classes)")
             y_pred.append(np.argmax(scores, axis=1))
         return float(np.mean(np.hstack(y_pred) == y))
 
@@ -151,10 +161,10 @@ class Solver:
                     if "learning_rate" in config:
                         config["learning_rate"] *= self.lr_decay
             if t == 0 or t == num_iterations - 1 or epoch_end:
-                train_acc = self.check_accuracy(self.X_train, self.y_train,
-                                                num_samples=self.num_train_samples)
-                val_acc = self.check_accuracy(self.X_val, self.y_val,
-                                              num_samples=self.num_val_samples)
+                train_acc = self._accuracy(self.X_train, self.y_train, self.num_train_samples,
+                                           100, "data['y_train']")
+                val_acc = self._accuracy(self.X_val, self.y_val, self.num_val_samples, 100,
+                                         "data['y_val']")
                 self.train_acc_history.append(train_acc)
                 self.val_acc_history.append(val_acc)
                 if self.verbose:
@@ -175,19 +185,27 @@ class Solver:
 
     # ---- checkpoints (the format: optim/checkpoint.py) -----------------------------------------
     def save_checkpoint(self, path):
-        """Write everything needed to resume (see docs/training.md) atomically to `path`."""
-        arrays, meta = checkpoint.pack_solver(self)
+        """Write everything needed to resume (see docs/training.md) atomically to `path`.
+
+        What the loader would refuse (say a config value it cannot range-check) is refused
+        here, with a ValueError naming the file, and nothing is written."""
+        try:
+            arrays, meta = checkpoint.pack_solver(self)
+        except ValueError as e:
+            raise ValueError(f"checkpoint {os.fspath(path)!r}: {e}") from e
         return checkpoint.save_checkpoint(path, arrays, meta)
 
     def load_checkpoint(self, path, restore_rng=True):
         """Restore params, optimizer configs, epoch, histories and best params/accuracy from a
         checkpoint (and numpy's global RNG state if `restore_rng`), so `train()` continues
-        from the next epoch. Everything is validated before anything is assigned."""
+        from the next epoch. Everything is validated first (the RNG state on a scratch
+        generator); a refusal is a ValueError naming the file and the entry, and leaves the
+        solver, its model and the global RNG exactly as they were."""
         arrays, meta = checkpoint.load_checkpoint(path)
         with checkpoint.naming_errors(path):
             state = checkpoint.unpack_solver(self, arrays, meta)
             # The first assignment: it checks every buffer before setting any, and nothing
-            # assigned after it can fail.
+            # assigned after it can fail (params, RNG state: checked by unpack_solver).
             checkpoint.load_model_buffers(self.model, state["buffers"])
         self.model.params = state["params"]
         self.optim_configs = state["optim_configs"]
@@ -213,18 +231,30 @@ def _check_model(model):
 def _check_data(data):
     missing = [k for k in ("X_train", "y_train", "X_val", "y_val") if k not in data]
     if missing:
-        raise ValueError(f"data is missing {missing}; it needs X_train, y_train, X_val, y_val")
+        raise ValueError(f"Solver: data is missing {missing}; it needs X_train, y_train, X_val, "
+                         "y_val")
     X_train, y_train, X_val, y_val = (np.asarray(data[k])
                                       for k in ("X_train", "y_train", "X_val", "y_val"))
     for X, y, split in ((X_train, y_train, "train"), (X_val, y_val, "val")):
         if X.ndim < 1 or len(X) == 0 or y.shape != (len(X),):
-            raise ValueError(f"X_{split} has shape {X.shape} and y_{split} has shape {y.shape}; "
-                             f"need N >= 1 samples and y of shape (N,)")
+            raise ValueError(f"Solver: X_{split} has shape {X.shape} and y_{split} has shape "
+                             f"{y.shape}; need N >= 1 samples and y of shape (N,)")
+        # Their upper bound, the number of classes, is checked against the first scores.
+        validate.labels("Solver", f"data['y_{split}']", y)
     return X_train, y_train, X_val, y_val
 
 
-def _is_int(x):
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+def _check_optim_config(optim_config, rule_name):
+    """The rule's keys only (when it is one of `rules`), each a number in its range; a
+    learning_rate, which the Solver decays, whatever the rule."""
+    if rule_name is not None:
+        validate.config("Solver", "optim_config", optim_config,
+                        rules.HYPERPARAMETERS[rule_name])
+    elif not isinstance(optim_config, Mapping):
+        raise ValueError(f"Solver: optim_config must be a dict, got {type(optim_config)}")
+    elif "learning_rate" in optim_config:
+        validate.learning_rate("Solver", "optim_config['learning_rate']",
+                               optim_config["learning_rate"])
 
 
 def _stdout_is_tty():

@@ -1,4 +1,4 @@
-"""autotensor.data: CIFAR-10 in both official formats, the restricted unpickler, the embedded
+"""autotensor.data: CIFAR-10 in both official formats, the safe pickle reader, the embedded
 digits, minibatches. The CIFAR-10 files are small ones written here in the real layouts."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import struct
 import numpy as np
 import pytest
 
-from autotensor import data
+from autotensor import data, safe_pickle
 from autotensor.data import (
     get_CIFAR10_data,
     get_cifar10_data,
@@ -100,8 +100,8 @@ FORMATS = {
     "binary": lambda root, b: write_binary(root / "cifar-10-batches-bin", b),
     "binary-flat": write_binary,
     "python-default": lambda root, b: write_python(root / "cifar-10-batches-py", b),
-    "python-protocol2": lambda root, b: write_python(root, b, protocol=2),
-    "python-protocol5": lambda root, b: write_python(root, b, protocol=5),
+    **{f"python-protocol{p}": lambda root, b, p=p: write_python(root, b, protocol=p)
+       for p in range(6)},
     "python2-cpickle": lambda root, b: write_python2(root / "cifar-10-batches-py", b),
 }
 
@@ -247,7 +247,7 @@ def test_malformed_python_batch_is_explained(tmp_path, batch, match):
         load_cifar10(tmp_path)
 
 
-# ---------------------------------------------------------------- the restricted unpickler
+# ---------------------------------------------------------------- the safe pickle reader
 
 class Payload:
     """Pickles as a call of `func(*args)`: what an attacker would put in a batch file."""
@@ -308,6 +308,73 @@ def test_restricted_unpickler_refuses_persistent_ids():
     crafted = b"\x80\x02X\x03\x00\x00\x00pidQ."                  # BINPERSID
     with pytest.raises(pickle.UnpicklingError, match="refused persistent id"):
         data.restricted_load(io.BytesIO(crafted))
+
+
+def sample_arrays():
+    """Arrays of every dtype the reader builds: both byte orders, C, Fortran and strided
+    layouts, empty and 0-d, and floats whose bits (nan payload, -0.0) must survive."""
+    rng = np.random.default_rng(3)
+    out = []
+    for code in safe_pickle._DTYPE_CODES:
+        for order in "<>":
+            dt = np.dtype(code).newbyteorder(order)
+            a = (rng.standard_normal((3, 4, 5)) * 100).astype(dt)
+            out += [a, np.asfortranarray(a), a[:, ::2], np.zeros((0, 3), dt), np.array(7, dt)]
+    bits = np.array([np.nan, -0.0, np.inf, 1e-310])
+    bits.view(np.uint64)[0] |= 12345                            # a nan with a payload
+    return out + [bits]
+
+
+def same(x, y):
+    """x (from pickle.loads) and y (from safe_pickle.loads) are the same, bit for bit."""
+    assert type(x) is type(y), (type(x), type(y))
+    if isinstance(x, np.ndarray):
+        assert x.dtype.str == y.dtype.str and x.shape == y.shape
+        assert x.tobytes("A") == y.tobytes("A") and y.flags.writeable
+        assert (x.flags.c_contiguous, x.flags.f_contiguous) == \
+            (y.flags.c_contiguous, y.flags.f_contiguous)
+    elif isinstance(x, dict):
+        assert list(x) == list(y)
+        for k in x:
+            same(x[k], y[k])
+    elif isinstance(x, (list, tuple)):
+        assert len(x) == len(y)
+        for a, b in zip(x, y, strict=True):
+            same(a, b)
+    else:
+        assert x == y or x != x and y != y, (x, y)
+
+
+@pytest.mark.parametrize("protocol", range(6))
+def test_safe_reader_builds_what_pickle_builds(protocol):
+    plain = {b"data": np.arange(12, dtype=np.uint8).reshape(2, 6), "int": [0, 255, 256, 70000,
+             -5, 2**31, 2**70, -2**70], "float": [1.5, -0.0, float("inf")], "none": None,
+             "bools": [True, False], "bytes": [b"", b"ab\n\\\x00\xff" * 30], 3: (1, (2, ())),
+             "text": ["", "\u20ac\n\\\x00\ud800"]}
+    for obj in [plain, *sample_arrays()]:
+        blob = pickle.dumps(obj, protocol=protocol)
+        same(pickle.loads(blob), safe_pickle.loads(blob))
+
+
+def test_safe_reader_reads_python2_batches_meta():
+    """batches.meta as Python 2 wrote it: str keys, a list of label names, two ints."""
+    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse",
+             b"ship", b"truck"]
+    blob = (b"\x80\x02}q\x01(" + _py2_str(b"num_vis") + b"q\x02M\x00\x0c"
+            + _py2_str(b"num_cases_per_batch") + b"q\x03M\x10'" + _py2_str(b"label_names")
+            + b"q\x04]q\x05(" + b"".join(_py2_str(n) for n in names) + b"eu.")
+    meta = data.restricted_load(io.BytesIO(blob))
+    assert meta == {"num_vis": 3072, "num_cases_per_batch": 10000,
+                    "label_names": [n.decode() for n in names]}
+    assert pickle.loads(blob, encoding="latin1") == meta
+
+
+def test_safe_reader_refuses_numpy_scalars_and_keeps_error_types():
+    blob = pickle.dumps([np.float64(1.0)], protocol=2)             # numpy.core.multiarray.scalar
+    with pytest.raises(safe_pickle.PickleRefusedError, match="refused global numpy.*scalar"):
+        safe_pickle.loads(blob)
+    for error in (safe_pickle.PickleRefusedError, safe_pickle.PickleMalformedError):
+        assert issubclass(error, ValueError) and issubclass(error, pickle.UnpicklingError)
 
 
 # ---------------------------------------------------------------- embedded digits

@@ -342,3 +342,189 @@ def test_in_place_accumulation_never_touches_shared_gradients():
         (x * 1.0 + x * 1.0).sum().backward()
         np.testing.assert_array_equal(before, snapshot)
         np.testing.assert_allclose(x.grad, snapshot + 2.0)
+
+
+# ---- per-thread modes --------------------------------------------------------------------------
+def test_no_grad_in_one_thread_does_not_turn_recording_off_in_another():
+    import threading
+    inside, done = threading.Event(), threading.Event()
+    seen = {}
+
+    def quiet():
+        with at.no_grad(), at.use_fused(False):
+            inside.set()
+            done.wait(5)
+            seen["quiet"] = (at.is_grad_enabled(), at.fused_enabled(),
+                             (leaf(2) * 2).requires_grad)
+
+    def busy():
+        inside.wait(5)                   # runs while the other thread is inside no_grad
+        seen["busy"] = (at.is_grad_enabled(), at.fused_enabled(), (leaf(2) * 2).requires_grad)
+        done.set()
+
+    threads = [threading.Thread(target=quiet), threading.Thread(target=busy)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == {"quiet": (False, False, False), "busy": (True, True, True)}
+    assert at.is_grad_enabled() and at.fused_enabled()
+
+
+def test_a_no_grad_decorated_function_called_from_two_threads():
+    import threading
+    results = []
+
+    @at.no_grad()
+    def f(x):
+        return (x * 2).requires_grad
+
+    threads = [threading.Thread(target=lambda: results.extend(f(leaf(2)) for _ in range(200)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [False] * 400 and at.is_grad_enabled()
+
+
+def test_module_scopes_are_per_thread():
+    import threading
+
+    from autotensor import nn
+    barrier = threading.Barrier(2)
+    scopes = {}
+
+    class Probe(nn.Module):
+        def __init__(self, key):
+            super().__init__()
+            self.key = key
+
+        def forward(self, x):
+            barrier.wait(5)              # both threads are inside a forward at once
+            scopes[self.key] = (x * 2)._node.scope
+            return x
+
+    class Outer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.probe = Probe("outer")
+
+        def forward(self, x):
+            return self.probe(x)
+
+    t1 = threading.Thread(target=lambda: Outer()(leaf(2)))
+    t2 = threading.Thread(target=lambda: Probe("root")(leaf(2)))
+    t1.start()
+    t2.start()
+    t1.join()
+    t2.join()
+    assert scopes == {"outer": "probe", "root": ""}
+
+
+# ---- dtype policy, pow at zero, empty means ----------------------------------------------------
+@pytest.mark.parametrize("data", ["abc", np.array([object()]), [b"x"]])
+def test_string_and_object_data_are_refused_naming_the_dtype(data):
+    with pytest.raises(TypeError, match="dtype"):
+        at.Tensor(data)
+
+
+def test_ops_refuse_complex_arrays_at_the_call():
+    x = leaf(2, 3)
+    with pytest.raises(TypeError, match="complex"):
+        x * np.ones((2, 3), dtype=complex)
+    z = at.full((2, 3), 1 + 2j)          # a complex tensor exists (torch.full makes one) ...
+    with pytest.raises(TypeError, match="complex128"):
+        x * z                            # ... but no op takes it
+    with pytest.raises(TypeError, match="floating-point"):
+        at.Tensor(np.ones(2, complex), requires_grad=True)
+    with pytest.raises(TypeError, match="complex"):
+        x + 1j
+    from autotensor import fused
+    with pytest.raises(TypeError, match="complex"):
+        fused.conv2d(np.ones((1, 1, 3, 3), complex), leaf(1, 1, 2, 2))
+    with pytest.raises(TypeError, match="complex"):
+        fused.max_pool2d(np.ones((1, 1, 4, 4), complex), 2)
+
+
+def test_bool_and_integer_data_promote_to_float_where_a_gradient_flows():
+    w = leaf(3)
+    mask, counts = at.Tensor(np.array([True, False, True])), at.Tensor(np.array([1, 2, 3]))
+    y = (w * mask + w * counts).sum()
+    assert y.dtype == np.float64
+    y.backward()
+    np.testing.assert_allclose(w.grad, [2, 2, 4])
+    assert counts.mean().dtype == np.float64
+
+
+def test_pow_gradient_at_zero_follows_pytorch(torch):
+    xs, ys = np.array([0.0, 0.0, 0.0, 2.0]), np.array([2.0, 0.0, 1.5, 3.0])
+    x, y = at.Tensor(xs, requires_grad=True), at.Tensor(ys, requires_grad=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        (x ** y).sum().backward()
+    xt, yt = torch.tensor(xs, requires_grad=True), torch.tensor(ys, requires_grad=True)
+    (xt ** yt).sum().backward()
+    np.testing.assert_array_equal(x.grad, xt.grad.numpy())
+    np.testing.assert_array_equal(y.grad, yt.grad.numpy())
+    assert not np.isnan(y.grad).any()
+
+
+def test_mean_over_zero_elements_is_nan_like_pytorch():
+    x = at.Tensor(np.zeros((0, 3)), requires_grad=True)
+    m = x.mean()
+    assert np.isnan(m.item())
+    assert np.isnan(x.mean(axis=0).data).all() and x.mean(axis=1).shape == (0,)
+    m.backward()
+    assert x.grad.shape == (0, 3)
+
+
+# ---- retain_grad without cycles, explanations of a None .grad -----------------------------------
+def test_retain_grad_holds_no_reference_cycle():
+    import gc
+    import weakref
+    gc.disable()
+    try:
+        x = leaf(1000)
+        h = (x * 2).retain_grad()
+        y = (h * h).sum()
+        y.backward()
+        assert h.grad is not None
+        ref = weakref.ref(h)
+        del h, y
+        assert ref() is None             # freed by reference counting alone
+    finally:
+        gc.enable()
+
+
+def test_reading_the_grad_of_a_non_leaf_warns_why_it_is_none():
+    x = leaf(3)
+    h = x * 2
+    h.sum().backward()
+    with pytest.warns(UserWarning, match="not a leaf.*retain_grad"):
+        assert h.grad is None
+
+
+@pytest.mark.parametrize("how, reason", [
+    ("no_grad", "under no_grad"), ("detach", "detach"), ("unused", "no recorded op has used"),
+])
+def test_a_leaf_whose_grad_stays_none_gets_the_reason(how, reason):
+    w, other = leaf(3), leaf(3, seed=1)
+    if how == "no_grad":
+        with at.no_grad():
+            w * 2
+    elif how == "detach":
+        (w.detach() * other).sum()
+    (other * 3).sum().backward()
+    with pytest.warns(UserWarning, match=reason):
+        assert w.grad is None
+
+
+def test_a_leaf_used_in_a_recorded_op_is_not_explained():
+    import warnings
+    w = leaf(3)
+    y = (w * 2).sum()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert w.grad is None            # backward simply has not run yet
+    y.backward()
+    assert w.grad is not None

@@ -89,3 +89,73 @@ def test_softmax_family_is_stable_for_huge_logits(scale):
     np.testing.assert_allclose(np.exp(lp.data), p.data, atol=1e-12)
     (lp[np.arange(2), [0, 1]].sum() + lse.sum()).backward()
     assert np.all(np.isfinite(x.grad))
+
+
+# ---- gradcheck: modules, kinks, the worst elements, fast mode, gradgradcheck --------------------
+def test_gradcheck_takes_a_module_and_checks_its_parameters():
+    from autotensor import nn
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    x = at.Tensor(np.random.default_rng(0).standard_normal((5, 3)), requires_grad=True)
+    assert at.gradcheck(net, [x])
+
+    class Broken(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(np.array([1.0, 2.0]))
+
+        def forward(self, x):
+            return _BadSquare.apply(self.w) * x
+
+    with pytest.raises(AssertionError, match=r"parameter 'w' .* index \(\d,\)"):
+        at.gradcheck(Broken(), [at.Tensor(np.array([1.0, 3.0]))])
+
+
+class _BadSquare(at.Function):
+    def forward(self, x):
+        self.saved = x
+        return x * x
+
+    def backward(self, g):
+        return g * self.saved          # wrong: should be 2 * x * g
+
+
+def test_gradcheck_reports_the_worst_elements_with_tuple_indices():
+    x = at.Tensor(np.arange(1.0, 7.0).reshape(2, 3), requires_grad=True)
+    with pytest.raises(AssertionError) as err:
+        at.gradcheck(lambda t: _BadSquare.apply(t).sum(), [x], nworst=3)
+    msg = str(err.value)
+    assert "at index (1, 2)" in msg                 # the largest |x| is the worst element
+    assert "the 3 worst elements of input 0:" in msg
+    assert msg.count("    index (") == 3 and "analytic" in msg and "numerical" in msg
+
+
+def test_gradcheck_skips_and_reports_kinks_instead_of_failing():
+    x = at.Tensor(np.array([0.0, 1.0, -2.0]), requires_grad=True)       # relu at 0
+    with pytest.warns(UserWarning, match=r"non-differentiable.*input 0 index \(0,\)"):
+        assert at.gradcheck(lambda t: t.relu(), [x])
+    ties = at.Tensor(np.array([[1.0, 3.0, 3.0]]), requires_grad=True)   # a max tie
+    with pytest.warns(UserWarning, match="non-differentiable"):
+        assert at.gradcheck(lambda t: t.max(axis=1), [ties])
+
+
+@pytest.mark.filterwarnings("ignore:gradcheck")
+def test_gradcheck_kinks_never_hide_a_wrong_smooth_gradient():
+    x = at.Tensor(np.array([0.0, 1.0, -2.0]), requires_grad=True)
+    with pytest.raises(AssertionError, match=r"index \(1,\)"):
+        at.gradcheck(lambda t: t.relu() + _BadSquare.apply(t), [x])
+
+
+def test_gradcheck_fast_mode_and_tuple_outputs():
+    x = at.Tensor(np.random.default_rng(1).standard_normal((4, 5)), requires_grad=True)
+    assert at.gradcheck(lambda t: (t.tanh(), t.exp().sum(axis=0)), [x], fast_mode=True)
+    with pytest.raises(AssertionError, match="random direction"):
+        at.gradcheck(lambda t: _BadSquare.apply(t), [x], fast_mode=True)
+
+
+def test_gradgradcheck_on_a_function_of_two_inputs():
+    rng = np.random.default_rng(2)
+    a = at.Tensor(rng.standard_normal((2, 3)), requires_grad=True)
+    b = at.Tensor(rng.standard_normal((3, 2)), requires_grad=True)
+    assert at.gradgradcheck(lambda a, b: (a @ b).sigmoid(), [a, b])
+    go = [at.Tensor(rng.standard_normal((2, 2)), requires_grad=True)]
+    assert at.gradgradcheck(lambda a, b: (a @ b).sigmoid(), [a, b], grad_outputs=go)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import autotensor as at
-from autotensor import nn
+from autotensor import fused, nn
 
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
 
@@ -135,14 +135,14 @@ def test_fused_conv_pool_batchnorm_second_order_equals_the_composite_and_numeric
         rng.standard_normal(3) + 1
 
     def net(x, w, g):
-        h = at.fused.conv2d(x, w, None, stride=1, pad=1)
-        h = at.fused.batch_norm(h, g, at.Tensor(np.zeros(3)))
-        return (at.fused.max_pool2d(h.tanh(), 2) ** 2).sum()
+        h = fused.conv2d(x, w, None, stride=1, pad=1)
+        h = fused.batch_norm(h, g, at.Tensor(np.zeros(3)))
+        return (fused.max_pool2d(h.tanh(), 2) ** 2).sum()
 
     results = []
-    for fused in (True, False):
+    for on in (True, False):
         x, w, g = (at.Tensor(a.copy(), requires_grad=True) for a in (xa, wa, ga))
-        with at.use_fused(fused):
+        with at.use_fused(on):
             (gx,) = at.grad(net(x, w, g), x, create_graph=True)
             results.append([t.data for t in at.grad((gx ** 2).sum(), [x, w, g])])
     for a, b in zip(*results):

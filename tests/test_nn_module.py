@@ -183,6 +183,27 @@ def test_load_state_dict_strict_errors_name_keys_and_shapes():
     assert net.load_state_dict(missing, strict=False) == (["head.weight"], [])
 
 
+def test_load_state_dict_refuses_uncastable_dtypes_before_writing_anything():
+    """A bad entry late in the order (here the last buffer) must not let earlier entries be
+    written first, whatever is wrong with it: strings, objects, complex, dates, float into
+    int."""
+    net = _net()
+    state = {k: v + 1 for k, v in net.state_dict().items()}     # every entry differs
+    before = {k: v.copy() for k, v in net.state_dict().items()}
+    for bad, match in [(np.array("x"), "<U1"), (np.array(None), "object"),
+                       (np.array(1 + 2j), "complex128"), (np.datetime64("2020"), r"datetime64")]:
+        with pytest.raises(ValueError, match=rf"'steps' has dtype {match}"):
+            net.load_state_dict({**state, "steps": bad})
+        for k, v in net.state_dict().items():
+            np.testing.assert_array_equal(v, before[k], err_msg=k)
+    counter = nn.Module()
+    counter.register_buffer("n", np.zeros((), np.int64))
+    with pytest.raises(ValueError, match="'n' has dtype float64.*int64"):
+        counter.load_state_dict({"n": np.array(2.5)})
+    counter.load_state_dict({"n": np.array(True)})                 # bool into int: fine
+    assert counter.n == 1
+
+
 # ---- module scopes on recorded nodes -----------------------------------------------------------
 def test_nodes_carry_the_dotted_path_of_their_module():
     net = _net()

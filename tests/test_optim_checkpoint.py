@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import copy
 import os
+import signal
+import subprocess
+import sys
+import time
 import zipfile
 
 import numpy as np
@@ -347,3 +351,107 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     assert events[0] == "fsync" and events[1] == ("replace", str(tmp_path))
     assert checkpoint.load_checkpoint(path)[1] == {"v": 3}
     assert zipfile.is_zipfile(path)
+
+
+# ---- temporary files of writers that died ------------------------------------------------------
+def _dead_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.skipif(os.name != "posix", reason="dead writers are recognised on POSIX only")
+def test_stale_temp_files_are_removed_by_the_next_save_and_load(tmp_path):
+    dead = _dead_pid()
+    names = {"stale": f".c.npz.{dead}-0123456789ab.tmp",
+             "old_format": ".c.npz.0123456789ab.tmp",           # written before the pid
+             "mine": f".c.npz.{os.getpid()}-0123456789ab.tmp",   # this process: maybe mid-save
+             "alive": f".c.npz.{os.getppid()}-0123456789ab.tmp",
+             "no_such_pid": f".c.npz.{10**30}-0123456789ab.tmp",
+             "other_checkpoint": f".d.npz.{dead}-0123456789ab.tmp",
+             "not_a_temp": f".c.npz.{dead}-0123456789ab.tmp.keep"}
+    for name in names.values():
+        (tmp_path / name).write_bytes(b"PK\x03\x04 partial")
+    checkpoint.save_checkpoint(tmp_path / "c.npz", {"x": np.ones(2)}, {})
+    left = set(os.listdir(tmp_path))
+    assert left == {"c.npz"} | {names[k] for k in ("mine", "alive", "other_checkpoint",
+                                                   "not_a_temp")}
+    (tmp_path / names["stale"]).write_bytes(b"")
+    checkpoint.load_checkpoint(tmp_path / "c.npz")
+    assert set(os.listdir(tmp_path)) == left
+
+
+_SAVER = """
+import sys
+import time
+import numpy as np
+from autotensor.optim import checkpoint
+path, pause = sys.argv[1], sys.argv[2] == "pause"
+savez = np.savez
+
+def savez_then_pause(f, **arrays):     # "pause": stop with the temp file written, not renamed
+    savez(f, **arrays)
+    if pause and n > 1:
+        print("paused", flush=True)
+        time.sleep(60)
+
+np.savez = savez_then_pause
+big = np.empty(1 << 20)                  # 8 MiB: a save lasts long enough to be interrupted
+n = 0
+while True:
+    n += 1
+    big.fill(n)
+    checkpoint.save_checkpoint(path, {"x": big}, {"n": n})
+    if n == 1:
+        print("saving", flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
+def test_kill_9_during_saves_leaves_a_whole_file_and_no_temp_after_the_next_save(tmp_path):
+    """A subprocess saves in a loop and is SIGKILLed at random moments (the last round: with
+    its temp file written, before the rename): the checkpoint is always one complete file (old
+    or new, never torn), and the dead writer's temp file is gone after the next save (odd
+    rounds) or load (even rounds)."""
+    path = tmp_path / "c.npz"
+    rng = np.random.default_rng(0)
+    for round_, mode in enumerate(["random", "random", "random", "pause"]):
+        proc = subprocess.Popen([sys.executable, "-c", _SAVER, str(path), mode],
+                                stdout=subprocess.PIPE)
+        assert proc.stdout.readline() == b"saving\n"
+        if mode == "pause":
+            assert proc.stdout.readline() == b"paused\n"
+        else:
+            time.sleep(rng.uniform(0.0, 0.05))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+        orphans = [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+        assert orphans or mode == "random"
+        if round_ % 2:
+            checkpoint.save_checkpoint(path, {"x": np.full(3, -1.0)}, {"n": -1})
+            assert os.listdir(tmp_path) == ["c.npz"]
+        arrays, meta = checkpoint.load_checkpoint(path)
+        assert meta["n"] != 0 and np.all(arrays["x"] == meta["n"])      # whole, not torn
+        assert os.listdir(tmp_path) == ["c.npz"]
+
+
+def test_save_refuses_what_load_would_refuse_naming_the_file(tmp_path):
+    solver = optim.Solver(ShiftNet(), make_data(), **{**KW, "batch_size": np.int64(16)})
+    solver.optim_configs["W"]["learning_rate"] = float("nan")
+    with pytest.raises(ValueError, match=r"bad.npz': optim config W.learning_rate must be a "
+                                         "finite number >= 0, got nan"):
+        solver.save_checkpoint(tmp_path / "bad.npz")
+    assert os.listdir(tmp_path) == []
+    solver.optim_configs["W"]["learning_rate"] = 0.1        # numpy integers in the keywords
+    solver.save_checkpoint(tmp_path / "ok.npz")
+    assert checkpoint.load_checkpoint(tmp_path / "ok.npz")[1]["batch_size"] == 16
+    with pytest.raises(ValueError, match="deep.npz': metadata nests 18 levels"):
+        deep = []
+        for _ in range(16):
+            deep = [deep]
+        checkpoint.save_checkpoint(tmp_path / "deep.npz", {}, {"a": deep})
+    with pytest.raises(ValueError, match="only numeric arrays"):
+        checkpoint.save_checkpoint(tmp_path / "s.npz", {"s": np.array(["a"])}, {})
+    assert sorted(os.listdir(tmp_path)) == ["ok.npz"]

@@ -208,8 +208,10 @@ def test_callable_update_rule_and_single_iteration_epochs():
 
 def test_keeps_params_when_val_accuracy_never_rises():
     data = make_data()
-    data["y_val"] = np.full(30, 7)                       # a class the model cannot predict
-    solver = optim.Solver(TinyNet(), data, num_epochs=1, verbose=False)
+    data["y_val"] = np.full(30, 2)
+    model = TinyNet()
+    model.params["b2"][2] = -1e3                         # so class 2 is never predicted
+    solver = optim.Solver(model, data, num_epochs=1, verbose=False)
     solver.train()
     assert solver.best_val_acc == 0 and solver.best_params == {}
     assert set(solver.model.params) == {"W1", "b1", "W2", "b2"}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import validate
 from ..function import fused_enabled
 from ..tensor import _data
 from . import geometry
@@ -44,7 +45,7 @@ def batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=Tru
                momentum=0.9, eps=1e-5):
     """Batch norm over (N, D) or per channel of (N, C, H, W). running_mean/running_var are
     ndarrays updated in place in training (running = momentum*running + (1-momentum)*batch);
-    eval mode (training=False) normalises with them."""
+    eval mode (training=False) normalises with them. An integer x is computed in float64."""
     xs = np.shape(_data(x))
     if len(xs) not in (2, 4):
         raise ValueError(f"batch_norm: x must be (N, D) or (N, C, H, W), got shape {xs}")
@@ -64,9 +65,12 @@ def batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=Tru
     if training and (xs[0] * (xs[2] * xs[3] if len(xs) == 4 else 1)) < 2:
         raise ValueError(f"batch_norm: training needs more than one value per feature, got x "
                          f"of shape {xs}")
-    if not 0.0 <= momentum <= 1.0 or not eps > 0:
-        raise ValueError(f"batch_norm: need 0 <= momentum <= 1 and eps > 0, got momentum "
-                         f"{momentum}, eps {eps}")
+    validate.number("batch_norm", "momentum", momentum, "in [0, 1]")
+    validate.number("batch_norm", "eps", eps, "> 0")
+    if not np.issubdtype(np.asarray(_data(x)).dtype, np.floating):
+        # NOTE: the fused kernels compute in x's dtype: an integer x would come back truncated
+        # to integers, so it is promoted first, as numpy's mean would (it needs no gradient).
+        x = np.asarray(_data(x), dtype=np.float64)
     impl = batch_norm_fused if fused_enabled() else batch_norm_composite
     return impl(x, gamma, beta, running_mean, running_var, training=bool(training),
                 momentum=float(momentum), eps=float(eps))

@@ -6,13 +6,15 @@
     get_digits_data()         -> the same dict for the digits shipped inside the package,
                                  X (N, 1, 8, 8); no download, works offline
     iterate_minibatches(X, y, batch_size)  -> yields (Xb, yb)
+    Dataset, TensorDataset, DataLoader, samplers, default_collate
+                              -> PyTorch's data vocabulary (dataloader.py)
 
 `load_CIFAR10` and `get_CIFAR10_data` are the course's spellings of the first two (same
 functions; unlike the course, the dataset folder is an argument). See docs/data.md.
 
-Nothing here unpickles freely: the CIFAR-10 binary files are read with np.frombuffer, the python
-files through `_RestrictedUnpickler` (numpy arrays and nothing else), and the digits with
-np.load(allow_pickle=False).
+Nothing here unpickles: the CIFAR-10 binary files are read with np.frombuffer, the python files
+by `autotensor.safe_pickle`, a reader of the pickle opcodes that builds plain data and numeric
+arrays itself (docs/reliability.md), and the digits with np.load(allow_pickle=False).
 """
 
 from __future__ import annotations
@@ -20,14 +22,27 @@ from __future__ import annotations
 import importlib.resources
 import io
 import os
-import pickle
 
 import numpy as np
-from numpy._core.multiarray import _reconstruct
-from numpy._core.numeric import _frombuffer
+
+from autotensor import safe_pickle
+
+from .dataloader import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    TensorDataset,
+    default_collate,
+    default_convert,
+)
 
 __all__ = ["load_cifar10", "get_cifar10_data", "load_CIFAR10", "get_CIFAR10_data",
-           "get_digits_data", "iterate_minibatches"]
+           "get_digits_data", "iterate_minibatches", "Dataset", "TensorDataset", "DataLoader",
+           "Sampler", "SequentialSampler", "RandomSampler", "BatchSampler", "default_collate",
+           "default_convert"]
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
 _PIXELS = 3 * 32 * 32                  # one image: R, G, B planes of 32x32, each row-major
@@ -70,57 +85,15 @@ def _read_binary_batch(path):
 
 # ---------------------------------------------------------------- CIFAR-10: python version
 
-def _latin1_encode(text, encoding="latin1"):
-    """Stand-in for `_codecs.encode`, which Python 3 protocol-2 pickles use to rebuild bytes.
-
-    Only the latin-1 round trip those pickles need is allowed; any other codec is refused.
-    The name is compared as written (pickle writes 'latin1'), never looked up: a lookup can
-    import codec modules and raises LookupError for unknown names.
-    """
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise pickle.UnpicklingError(
-            f"refused _codecs.encode({type(text).__name__}, {encoding!r}): only latin-1 text")
-    return text.encode("latin1")
-
-
-# The exact globals a pickled numpy array refers to, under numpy 1.x and 2.x module names and
-# pickle protocols 2-5. Each maps to the object to use: a fixed table, never an import by name.
-_ALLOWED_GLOBALS = {
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy.core.numeric", "_frombuffer"): _frombuffer,
-    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
-    ("_codecs", "encode"): _latin1_encode,
-}
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that can rebuild dicts, lists, numbers, strings and numpy arrays, nothing else.
-
-    Every callable a pickle can invoke must first be looked up through `find_class`; refusing
-    all but the array-rebuilding globals means a crafted file cannot run code (os.system,
-    eval, subprocess, ...): loading stops with UnpicklingError before anything is called.
-    """
-
-    def find_class(self, module, name):
-        try:
-            return _ALLOWED_GLOBALS[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(
-                f"refused global {module}.{name}: a CIFAR-10 batch holds only numpy arrays, "
-                f"lists and strings") from None
-
-    def persistent_load(self, pid):
-        raise pickle.UnpicklingError(f"refused persistent id {pid!r}")
-
-
 def restricted_load(f):
-    """Unpickle the open binary file `f` with `_RestrictedUnpickler` (latin-1 for Python 2)."""
-    # NOTE: encoding="latin1" is what numpy needs to read arrays pickled by Python 2 (the
-    # official files); Python 3 pickles are unaffected by it.
-    return _RestrictedUnpickler(f, encoding="latin1").load()
+    """The batch pickled in the open binary file `f`, read by `autotensor.safe_pickle`.
+
+    Builds dicts, lists, tuples, strings, bytes, numbers and numeric numpy arrays, nothing else:
+    any other global, opcode or array state raises a ValueError (PickleRefusedError or
+    PickleMalformedError, also pickle.UnpicklingError). Python 2 strings are read as latin-1
+    text, as pickle.load(encoding="latin1") reads the official files.
+    """
+    return safe_pickle.loads(f.read())
 
 
 def _entry(batch, key, path):
@@ -128,22 +101,38 @@ def _entry(batch, key, path):
     for k in (key, key.encode()):
         if k in batch:
             return batch[k]
-    raise ValueError(f"CIFAR-10 file {path} has no {key!r} entry (keys: {list(batch)})")
+    keys = ", ".join(repr(k)[:40] for k in list(batch)[:10]) + (", ..." if len(batch) > 10 else "")
+    raise ValueError(f"CIFAR-10 file {path} has no {key!r} entry (keys: [{keys}])")
+
+
+def _labels(labels, n, path):
+    """The labels entry as int64 (n,): a list of ints (the official files) or an int array."""
+    if isinstance(labels, list) and all(type(v) is int and -2**63 <= v < 2**63 for v in labels):
+        labels = np.array(labels, dtype=np.int64)
+    if not (isinstance(labels, np.ndarray) and labels.shape == (n,)
+            and labels.dtype.kind in "iu"):
+        if isinstance(labels, np.ndarray):
+            got = f"{labels.dtype} {labels.shape}"
+        elif isinstance(labels, list):
+            bad = next(v for v in labels if not (type(v) is int and -2**63 <= v < 2**63))
+            got = f"a list of {len(labels)} holding {type(bad).__name__} {bad!r:.40}"
+        else:
+            got = f"a {type(labels).__name__}"
+        raise ValueError(f"CIFAR-10 file {path}: expected {n} integer labels, got {got}")
+    return labels.astype(np.int64)
 
 
 def _read_python_batch(path):
-    """One pickled batch as (X uint8 (n, 3, 32, 32), y int64 (n,))."""
+    """One pickled batch as (X uint8 (n, 3, 32, 32), y int64 (n,)); see safe_pickle."""
     with open(path, "rb") as f:
-        try:
-            batch = restricted_load(f)
-        except pickle.UnpicklingError as err:
-            raise pickle.UnpicklingError(f"CIFAR-10 file {path}: {err}") from err
-        # NOTE: only the allowed numpy globals can run, so anything else raised here comes
-        # from malformed bytes (MemoryError: a corrupted length field asking for gigabytes).
-        except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError,
-                OverflowError, MemoryError) as err:
-            raise ValueError(f"CIFAR-10 file {path} is not a readable pickle (truncated?): "
-                             f"{type(err).__name__}: {err}") from err
+        raw = f.read()
+    try:
+        batch = safe_pickle.loads(raw)
+    except safe_pickle.PickleRefusedError as err:
+        raise safe_pickle.PickleRefusedError(f"CIFAR-10 file {path}: {err}") from None
+    except safe_pickle.PickleMalformedError as err:
+        raise safe_pickle.PickleMalformedError(
+            f"CIFAR-10 file {path} is not a readable pickle: {err}") from None
     if not isinstance(batch, dict):
         raise ValueError(f"CIFAR-10 file {path} holds a {type(batch).__name__}, expected a dict")
     data, labels = _entry(batch, "data", path), _entry(batch, "labels", path)
@@ -152,11 +141,7 @@ def _read_python_batch(path):
         got = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data)
         raise ValueError(f"CIFAR-10 file {path}: 'data' must be uint8 of shape (n, {_PIXELS}), "
                          f"got {got}")
-    labels = np.asarray(labels)
-    if labels.shape != (data.shape[0],) or labels.dtype.kind not in "iu":
-        raise ValueError(f"CIFAR-10 file {path}: expected {data.shape[0]} integer labels, got "
-                         f"{labels.dtype} {labels.shape}")
-    return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
+    return data.reshape(-1, 3, 32, 32), _labels(labels, data.shape[0], path)
 
 
 # ---------------------------------------------------------------- CIFAR-10: finding and loading
