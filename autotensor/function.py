@@ -217,7 +217,7 @@ class Function:
         if out.__class__ is not np.ndarray:
             if out.__class__ is tuple:
                 return _apply_multi(fn, out, parents, record, exposed, datas)
-            out = np.asarray(out)
+            out = _array_out(fn, out)
         if record and (mode := _mode())[0]:
             fn.parents = tuple(parents)
             fn.seq = _next_seq()
@@ -243,6 +243,18 @@ class Function:
 
 _new_object = object.__new__
 _id = id
+
+
+def _array_out(fn, out):
+    """`out` (a numpy scalar: what ufuncs return for 0-d inputs) as a 0-d array, swapped into
+    fn.saved too, so that create_graph finds a saved output by identity (autograd._on_graph)."""
+    arr = np.asarray(out)
+    saved = fn.saved
+    if saved is out:
+        fn.saved = arr
+    elif saved.__class__ is tuple and any(s is out for s in saved):
+        fn.saved = tuple(arr if s is out else s for s in saved)
+    return arr
 
 
 # ---- helpers for backward rules: the one place a rule meets both arrays and Tensors -------------
@@ -307,7 +319,7 @@ def output_node(source, index, shape, dtype, out_id):
 
 
 def _apply_multi(fn, outs, parents, record, exposed, datas):
-    outs = tuple(o if o.__class__ is np.ndarray else np.asarray(o) for o in outs)
+    outs = tuple(o if o.__class__ is np.ndarray else _array_out(fn, o) for o in outs)
     if _anomaly:
         _anomaly_forward(fn, outs)
     if not (record and _MODE.get()[0]):
