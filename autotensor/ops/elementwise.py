@@ -162,7 +162,7 @@ class Where(Function):
         return np.where(cond, x, y)
 
     def backward(self, g):
-        cond = self.saved
+        cond = value(self.saved)        # a bool Tensor condition is an input: a constant here
         return None, g * cond, g * ~cond
 
 
