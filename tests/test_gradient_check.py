@@ -133,7 +133,8 @@ def test_gradcheck_skips_and_reports_kinks_instead_of_failing():
     x = at.Tensor(np.array([0.0, 1.0, -2.0]), requires_grad=True)       # relu at 0
     with pytest.warns(UserWarning, match=r"non-differentiable.*input 0 index \(0,\)"):
         assert at.gradcheck(lambda t: t.relu(), [x])
-    ties = at.Tensor(np.array([[1.0, 3.0, 3.0]]), requires_grad=True)   # a max tie
+    # A three-way max tie: each gets 1/3 (PyTorch's split), one-sided slopes say 1 and 0.
+    ties = at.Tensor(np.array([[1.0, 3.0, 3.0, 3.0]]), requires_grad=True)
     with pytest.warns(UserWarning, match="non-differentiable"):
         assert at.gradcheck(lambda t: t.max(axis=1), [ties])
 
