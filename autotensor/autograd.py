@@ -12,7 +12,7 @@ import contextlib
 
 import numpy as np
 
-from . import function
+from . import function, saved_arrays
 from .function import Output, describe_scope, describe_trace, output_node
 
 _FREED = object()          # marks `node.saved` after backward released the node's buffers
@@ -228,8 +228,8 @@ def _walk(roots, seeds, retain_graph, create_graph, targets=None, min_seq=0):
     if targets is not None:
         needed = _needed(nodes, leaf_slot, node_slot)
     # Only nodes recorded before the latest in-place write can have saved an overwritten array.
-    check_writes = bool(nodes) and function.last_write > nodes[-1].seq
-    last_write = function.last_write
+    check_writes = bool(nodes) and saved_arrays.last_write > nodes[-1].seq
+    last_write = saved_arrays.last_write
     anomaly = function._anomaly
     token = function.set_grad_mode(create_graph)    # rules record only under create_graph
     try:
@@ -257,7 +257,7 @@ def _walk(roots, seeds, retain_graph, create_graph, targets=None, min_seq=0):
                     f"recorded #{node.seq}): its saved buffers were freed by the first "
                     "backward. Pass retain_graph=True to the first backward() to keep them.")
             if check_writes and node.seq < last_write:
-                _check_saved(node)
+                saved_arrays.check_saved(node)
             if create_graph or g.__class__ is list:
                 grads = _run_rule(node, g, create_graph)
             else:
@@ -266,7 +266,7 @@ def _walk(roots, seeds, retain_graph, create_graph, targets=None, min_seq=0):
                     grads = (grads,)
             if not retain_graph:
                 node.saved = _FREED
-                node.guard = None             # lets go of the read-only hold (function._Guard)
+                node.guard = None             # lets go of the read-only hold (saved_arrays._Guard)
             parents = node.parents
             if len(grads) != len(parents):
                 raise RuntimeError(f"{node.name}.backward returned {len(grads)} gradients for "
@@ -361,27 +361,6 @@ def _on_graph(node, s):
 
 
 # ---- checks ------------------------------------------------------------------------------------
-def _check_saved(node):
-    """Raise when an array `node` saved (or the memory it views) was overwritten by an
-    in-place op after the node was recorded (function.note_write stamps such writes)."""
-    saved = node.saved
-    if saved is None:
-        return
-    written = function.written
-    for s in saved if saved.__class__ is tuple else (saved,):
-        if s.__class__ is not np.ndarray:
-            continue
-        for a in (s, s.base):
-            stamp = written.get(id(a)) if a is not None else None
-            if stamp is not None and stamp[0] > node.seq:
-                raise RuntimeError(
-                    "one of the arrays needed for gradient computation has been modified by an "
-                    f"in-place operation: {stamp[1]}, saved by {node.name} (node #{node.seq}, "
-                    f"{describe_scope(node.scope)}) when it was recorded, was overwritten "
-                    "afterwards (+=, -=, zero_(), copy_(), ...). Run backward() before changing "
-                    "it, or compute the new value out of place (t = t + 1).")
-
-
 def _reduce_to_input(node, i, g, shape):
     """unbroadcast, refusing a gradient that no broadcast of the input could have produced."""
     reduced = unbroadcast(g, shape) if g.ndim >= len(shape) else g

@@ -30,7 +30,6 @@ import contextlib
 import contextvars
 import itertools
 import sys
-import threading
 
 import numpy as np
 
@@ -47,9 +46,6 @@ _next_seq = itertools.count(1).__next__
 # Process-wide, like PyTorch's anomaly mode: set by `autograd.detect_anomaly`. A plain global
 # so that outside the mode the per-op cost is one global read.
 _anomaly = False
-# Sequence number of the latest in-place write into a tensor's array (see `note_write`): the
-# backward walk checks the saved arrays of a node only when it was recorded before that write.
-last_write = 0
 
 
 class _GradMode(contextlib.ContextDecorator):
@@ -338,43 +334,7 @@ def _apply_multi(fn, outs, parents, record, exposed, datas):
                  for i, o in enumerate(outs))
 
 
-# ---- saved-array safety --------------------------------------------------------------------------
-# Two mechanisms, documented in docs/engine.md ("Saved arrays"):
-# 1. In-place Tensor ops (`+=`, `zero_()`, ...) call `note_write`: the holder of the overwritten
-#    array (a leaf Tensor, or the node whose output it is) remembers the write's sequence
-#    number; the backward walk raises when a node recorded before that write saved that array.
-# 2. Direct writes into `t.data` bypass the Tensor, so an array that a leaf or the caller owns
-#    (a parameter, an input, a constant) is made read-only while a recorded node holds it, and
-#    writeable again when the last such node is freed by backward or garbage-collected: numpy
-#    then refuses the write at the write.
-_guard_count = {}            # id(array) -> number of live nodes holding it read-only
-_guard_lock = threading.Lock()
-
-
-class _Guard:
-    """Holds the arrays one node made read-only; releases them when the node lets go of it."""
-
-    __slots__ = ("arrays",)
-
-    def __init__(self, arrays):
-        self.arrays = arrays
-        with _guard_lock:
-            for a in arrays:
-                n = _guard_count.get(id(a), 0)
-                _guard_count[id(a)] = n + 1
-                if n == 0:
-                    a.flags.writeable = False
-
-    def __del__(self):
-        with _guard_lock:
-            for a in self.arrays:
-                n = _guard_count.pop(id(a), 1) - 1
-                if n:
-                    _guard_count[id(a)] = n
-                else:
-                    a.flags.writeable = True
-
-
+# ---- bookkeeping for Tensor.grad's explanations and the saved-array holds ----------------------
 def _note_recorded_use(fn, datas):
     """A recorded node with a leaf or constant input: clear the leaves' Tensor.grad hints and
     hold the user-owned arrays it saved read-only."""
@@ -382,83 +342,7 @@ def _note_recorded_use(fn, datas):
         if p is not None and not p._is_node and p.requires_grad:
             p._hint = None
     if fn.saved is not None:
-        _guard_saved(fn, datas)
-
-
-def _guard_saved(fn, datas):
-    """Make the user-owned input arrays that `fn` saved (or saved a view of) read-only while
-    `fn` may need them."""
-    saved = fn.saved
-    items = saved if saved.__class__ is tuple else (saved,)
-    mine = []
-    for s in items:
-        if s.__class__ is not np.ndarray:
-            continue
-        base = s.base
-        if base.__class__ is np.ndarray and (base.flags.writeable or id(base) in _guard_count) \
-                and all(base is not m for m in mine):
-            mine.append(base)           # a view (of a leaf, say): hold the memory it shows
-        for d, p in zip(datas, fn.parents):
-            if d.__class__ is not np.ndarray or (p is not None and p._is_node):
-                continue
-            owner = d if d.base is None else d.base
-            if s is d or (s.base is not None and s.base is owner):
-                if (d.flags.writeable or id(d) in _guard_count) and \
-                        all(d is not m for m in mine):
-                    mine.append(d)
-                break
-    if mine:
-        fn.guard = _Guard(mine)
-
-
-def is_guarded(array):
-    """True while a recorded node holds `array` read-only."""
-    return id(array) in _guard_count
-
-
-@contextlib.contextmanager
-def writable(array):
-    """Let trusted code write into `array` even while a node holds it read-only.
-
-    For writers that restore every value they change (the numerical-gradient helpers) and
-    for in-place Tensor ops (which call `note_write`, so backward still raises if it matters).
-    """
-    if array.flags.writeable:
-        yield array
-        return
-    try:
-        array.flags.writeable = True
-    except ValueError:
-        raise RuntimeError(f"cannot write into this array of shape {array.shape}: it is a view "
-                           "of read-only memory (a graph that saved it is still alive, or it "
-                           "was read-only when you passed it in)") from None
-    try:
-        yield array
-    finally:
-        array.flags.writeable = False
-
-
-# id(array) -> (sequence number of the latest in-place write into it, what the array is). An
-# array a node saved was alive when the node was recorded, so a write stamped later than the
-# node under that array's id (or its base's) is a write into that very memory. Stale entries
-# of freed arrays are harmless: a later array reusing the id is saved by later nodes only.
-written = {}
-
-
-def note_write(holder, array):
-    """Record an in-place write into `array`, the data of `holder` (a leaf Tensor, or the
-    Tensor of a node's output): backward then refuses nodes recorded earlier that saved it."""
-    global last_write
-    seq = _next_seq()
-    if holder._node is None:
-        what = f"'{holder.name}'" if holder.name else "a leaf tensor"
-    else:
-        what = f"the output of {holder._node.name} (node #{holder._node.seq})"
-    entry = (seq, f"{what} of shape {array.shape}")
-    written[id(array)] = entry
-    if array.base is not None:          # a view: the memory belongs to its base
-        written[id(array.base)] = entry
-    last_write = seq
+        saved_arrays.guard(fn, datas)
 
 
 def _note_untracked_use(args):
@@ -511,5 +395,6 @@ def _package_dirs():
 
 _PACKAGE_DIRS = _package_dirs()
 
-# Bound at the bottom to break the import cycle tensor <-> function.
+# Bound at the bottom to break the import cycles tensor <-> function <-> saved_arrays.
+from . import saved_arrays  # noqa: E402
 from .tensor import Tensor, _wrap  # noqa: E402

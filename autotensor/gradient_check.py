@@ -12,7 +12,8 @@ from random import randrange
 import numpy as np
 
 from .autograd import grad
-from .function import enable_grad, no_grad, writable
+from .function import enable_grad, no_grad
+from .saved_arrays import writable
 from .tensor import Tensor
 
 
@@ -24,7 +25,7 @@ def _value(out):
 def _plus_minus(f, x, ix, h):
     """(f(x), f(x)) with x[ix] raised, then lowered by h; x is restored afterwards.
 
-    `x` may be held read-only by a live graph that saved it (function.writable): every value
+    `x` may be held read-only by a live graph that saved it (saved_arrays.writable): every value
     changed here is restored exactly before anything can backpropagate through that graph.
     """
     old = x[ix]

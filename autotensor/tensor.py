@@ -148,7 +148,7 @@ class Tensor:
 
     # ---- in-place ops --------------------------------------------------------------------------
     # Each writes into this tensor's existing array (views taken earlier see the change) and
-    # records the write (function.note_write): a node that saved the old value then refuses
+    # records the write (saved_arrays.note_write): a node that saved the old value then refuses
     # to backpropagate. Under no_grad, or on tensors outside any graph, they are plain writes;
     # inside a graph they are recorded like the out-of-place op (docs/engine.md).
     def __iadd__(self, other):
@@ -308,9 +308,9 @@ def _inplace(t, op, what, *args):
     if new.shape != target.shape:
         raise RuntimeError(f"{what}: the result has shape {new.shape}, which does not fit the "
                            f"tensor's shape {target.shape} (in-place ops do not broadcast it)")
-    with function.writable(target):
+    with saved_arrays.writable(target):
         np.copyto(target, new.data, casting="same_kind")
-    function.note_write(t, target)
+    saved_arrays.note_write(t, target)
     if recording:                          # t is now the new node's output, in its old array
         node = new._node
         # The node keeps what it saved (an op that saves its output keeps its own copy, so a
@@ -382,7 +382,7 @@ def tensor(data, requires_grad=False, dtype=None):
                   requires_grad=requires_grad)
 
 
-from . import autograd, function, ops  # noqa: E402  (they build on Tensor)
+from . import autograd, function, ops, saved_arrays  # noqa: E402  (they build on Tensor)
 
 # Tensor.<name>(...) is at.<name>(self, ...): each of these methods only forwards to its op
 # function (looked up at the call: ops imports this module before it is complete).

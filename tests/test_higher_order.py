@@ -183,6 +183,50 @@ def test_an_unused_output_gets_zeros():
     assert at.gradcheck(lambda t: SplitHalves.apply(t), [leaf(4)])
 
 
+class ScaleAndSquare(at.Function):
+    """(2x, x**2): a multi-output op whose rule is written once for every order."""
+
+    def forward(self, x):
+        self.saved = x
+        return 2 * x, x * x
+
+    def backward(self, g_double, g_square):
+        return 2 * g_double + 2 * g_square * self.saved
+
+
+def test_a_multi_output_op_is_differentiable_twice():
+    x = leaf(3)
+    assert at.gradgradcheck(ScaleAndSquare.apply, [x])
+    double, square = ScaleAndSquare.apply(x)
+    (g,) = at.grad(square.sum(), x, create_graph=True)          # only one output used
+    np.testing.assert_allclose(g.data, 2 * x.data)
+    (h,) = at.grad((g * g).sum(), x)
+    np.testing.assert_allclose(h.data, 8 * x.data)
+    (gd,) = at.grad(double.sum(), double)                       # w.r.t. one output itself
+    np.testing.assert_allclose(gd.data, 1.0)
+
+
+class ExpAndCopy(at.Function):
+    """(e**x, x): saves its first output, which create_graph finds by identity."""
+
+    def forward(self, x):
+        out = np.exp(x)
+        self.saved = out
+        return out, x.copy()
+
+    def backward(self, g_exp, g_copy):
+        return g_exp * self.saved + g_copy
+
+
+def test_a_multi_output_op_that_saved_its_own_output():
+    x = leaf(4)
+    assert at.gradgradcheck(ExpAndCopy.apply, [x])
+    e, c = ExpAndCopy.apply(x)
+    (g,) = at.grad((e * c).sum(), x, create_graph=True)          # d/dx x e^x = e^x (1 + x)
+    (h,) = at.grad(g.sum(), x)
+    np.testing.assert_allclose(h.data, np.exp(x.data) * (2 + x.data), rtol=1e-12)
+
+
 def test_multi_output_without_grad_gives_plain_tensors():
     a, b = SplitHalves.apply(at.Tensor(np.arange(4.0)))
     assert not a.requires_grad and np.allclose(b.data, [4, 9])
