@@ -3,9 +3,12 @@ a real `dask scheduler` with two `dask worker` processes, the report and the CLI
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
+import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -19,6 +22,11 @@ import pytest
 from autotensor import sweep
 from autotensor.__main__ import main
 from autotensor.sweep.runner import THREAD_VARIABLES
+
+DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
+# Before any cluster: a Nanny that restarts a crashed worker copies its settings into this
+# process's environment, and processes started later would inherit them.
+CLEAN_ENV = dict(os.environ)
 
 # Workers cannot import this test module (pytest imports it by path): send its functions by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -169,32 +177,38 @@ def cluster():
     import dask
     import distributed  # noqa: F401  (its config defaults first: dask.config.set restores)
 
-    environ = dict(os.environ)
-    # A trial that kills its worker fails at once instead of killing 3 more (see below).
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        client = sweep.connect(workers=2)
+    original = dict(os.environ)
+    os.environ["OMP_NUM_THREADS"] = "4"             # a user's own setting
+    before = dict(os.environ)
     try:
-        yield client, environ
+        # A trial that kills its worker fails at once instead of killing 3 more (see below).
+        with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+            client = sweep.connect(workers=2)
+        after = dict(os.environ)
+    finally:
+        os.environ.clear()
+        os.environ.update(original)
+    try:
+        yield client, before, after
     finally:
         client.close()
 
 
 def test_local_cluster_workers_run_one_thread_each(cluster):
-    client, environ_before = cluster
+    client, before, after = cluster
     assert len(client.scheduler_info()["workers"]) == 2
     assert set(client.nthreads().values()) == {1}
-    expected = sweep.worker_environ(environ_before)
+    expected = sweep.worker_environ(before)
+    assert all(expected[k] == "1" for k in THREAD_VARIABLES)     # whatever OMP_NUM_THREADS says
     seen = client.run(lambda: {k: os.environ.get(k) for k in expected})
     assert list(seen.values()) == [expected, expected]
-    assert all(expected[k] == "1" for k in THREAD_VARIABLES)
     numba_threads = client.run(lambda: __import__("numba").config.NUMBA_NUM_THREADS)
     assert set(numba_threads.values()) == {1}
-    after = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
-    assert after == {k: v for k, v in environ_before.items() if k != "PYTEST_CURRENT_TEST"}
+    assert after == before                  # this process's environment is as it was
 
 
 def test_digits_sweep_completes_and_a_rerun_skips_every_trial(cluster, tmp_path):
-    client, _ = cluster
+    client = cluster[0]
     space = {"model": ["fc"], "dataset": ["digits"], "epochs": [1], "hidden": [20, 40],
              "lr": sweep.loguniform(1e-3, 1e-1)}
     results = tmp_path / "sweep.jsonl"
@@ -229,7 +243,7 @@ def count_uses(config, data):
 
 
 def test_data_is_scattered_once_per_worker(cluster, tmp_path):
-    client, _ = cluster
+    client = cluster[0]
     records = sweep.run(count_uses, {"i": list(range(8))}, scheduler=client, progress=False,
                         results=tmp_path / "r.jsonl", data={"X": np.zeros((100, 8))})
     per_worker = {}
@@ -253,7 +267,7 @@ def toy_train(config):
         while time.time() < end:
             time.sleep(0.01)
     if mode == "late":                      # one C call: not interrupted
-        time.sleep(1.6)
+        time.sleep(0.8)
     if mode == "bad":
         return [1, 2]
     return {"score": config["x"], "curve": np.linspace(1, 0, 3)}
@@ -261,11 +275,11 @@ def toy_train(config):
 
 def test_failed_diverged_and_timeout_trials_are_recorded_and_the_sweep_goes_on(cluster,
                                                                                 tmp_path):
-    client, _ = cluster
+    client = cluster[0]
     space = {"mode": ["ok", "raise", "nan", "diverged", "slow", "late", "bad"], "x": [1, 2]}
     results = tmp_path / "r.jsonl"
     start = time.perf_counter()
-    sweep.run(toy_train, space, scheduler=client, results=results, timeout=1.0,
+    sweep.run(toy_train, space, scheduler=client, results=results, timeout=0.5,
               target="score", progress=False)
     assert time.perf_counter() - start < 20           # the slow trials did not run 30 s
     by = {(r["config"]["mode"], r["config"]["x"]): r for r in sweep.read_results(results)}
@@ -281,14 +295,15 @@ def test_failed_diverged_and_timeout_trials_are_recorded_and_the_sweep_goes_on(c
         assert by["diverged", x]["status"] == "diverged"
         assert by["diverged", x]["metrics"] == {"iterations": 3}
         assert "inf at iteration 3" in by["diverged", x]["error"]
-        assert by["slow", x]["status"] == "timeout" and by["slow", x]["seconds"] < 5
-        assert "stopped at the time limit of 1.0 s" in by["slow", x]["error"]
+        assert by["slow", x]["status"] == "timeout" and by["slow", x]["seconds"] < 3
+        assert "stopped at the time limit of 0.5 s" in by["slow", x]["error"]
         # The C call finishes first, then the limit strikes.
-        assert by["late", x]["status"] == "timeout" and by["late", x]["seconds"] >= 1.6
-        assert "time limit of 1.0 s" in by["late", x]["error"]
+        assert by["late", x]["status"] == "timeout" and by["late", x]["seconds"] >= 0.8
+        assert "time limit of 0.5 s" in by["late", x]["error"]
         assert by["bad", x]["status"] == "failed" and "must return a dict" in \
             by["bad", x]["error"]
-        assert all(by[k]["worker"] in client.scheduler_info()["workers"] for k in by)
+    workers = set(client.scheduler_info()["workers"])
+    assert [r for r in by.values() if r["worker"] not in workers] == []
 
     # A re-run skips them all; with retry_failed the failed ones run again.
     assert len(sweep.run(toy_train, space, scheduler=client, results=results,
@@ -305,7 +320,7 @@ def test_failed_diverged_and_timeout_trials_are_recorded_and_the_sweep_goes_on(c
 
 
 def test_a_trial_that_kills_its_worker_is_failed_and_the_sweep_goes_on(cluster, tmp_path):
-    client, _ = cluster
+    client = cluster[0]
 
     def crash(config):
         if config["x"] == 0:
@@ -333,34 +348,36 @@ def kill_group(proc):
     proc.wait(timeout=30)
 
 
-def test_a_killed_sweep_resumes_and_finishes_with_no_duplicate_trial(tmp_path):
-    command = [sys.executable, "-m", "autotensor", "sweep", "--model", "fc", "--hidden", "100",
-               "--epochs", "10", "--lr", "1e-3:1e-2:log", "--reg", "0:1e-3", "--trials", "8",
-               "--workers", "2", "--no-progress", "--out", str(tmp_path)]
+def test_a_killed_sweep_resumes_and_finishes_with_no_duplicate_trial(cluster, tmp_path, capsys):
+    command = ["sweep", "--model", "fc", "--hidden", "100", "--epochs", "6", "--lr",
+               "1e-3:1e-2:log", "--reg", "0:1e-3", "--trials", "8", "--no-progress", "--out",
+               str(tmp_path)]
     results = tmp_path / "results.jsonl"
     log = open(tmp_path / "first.log", "wb")
-    # Its own session: SIGKILL to the group takes the local cluster's processes down too.
-    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    # Its own local cluster, in its own session: SIGKILL to the group takes the cluster's
+    # processes down with it, as a kill of the job would.
+    proc = subprocess.Popen([sys.executable, "-m", "autotensor", *command, "--workers", "2"],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env=CLEAN_ENV)
     try:
         deadline = time.monotonic() + 120
         while not (results.exists() and results.read_bytes().count(b"\n") >= 2):
             assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "no trial finished in 120 s"
-            time.sleep(0.05)
+            time.sleep(0.02)
     finally:
         kill_group(proc)
         log.close()
     before = results.read_text().splitlines()
     assert 2 <= len(before) < 8, "the sweep finished before it could be killed"
 
-    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    # The same command again (on the running cluster, to save starting another).
+    assert main(command + ["--scheduler", cluster[0].scheduler.address]) == 0
     lines = results.read_text().splitlines()
     assert lines[:len(before)] == before                      # kept as they were
     configs = [sweep.config_key(json.loads(line)["config"]) for line in lines]
     assert len(lines) == 8 and len(set(configs)) == 8          # every trial exactly once
-    assert "8 trials, sorted by best_val_acc" in again.stdout
+    assert "8 trials, sorted by best_val_acc" in capsys.readouterr().out
 
 
 # ---- a real `dask scheduler` and two `dask worker` processes ------------------------------------
@@ -387,12 +404,14 @@ def dask_cluster(tmp_path):
     try:
         procs.append(subprocess.Popen(
             dask + ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            env=CLEAN_ENV))
         for p in worker_ports:
             procs.append(subprocess.Popen(
                 dask + ["worker", address, "--nworkers", "1", "--nthreads", "1",
                         "--no-dashboard", "--host", "127.0.0.1", "--worker-port", str(p)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                env=CLEAN_ENV))
         with Client(address, timeout=60) as client:
             client.wait_for_workers(2, timeout=90)
         yield address, {f"tcp://127.0.0.1:{p}" for p in worker_ports}
@@ -420,6 +439,38 @@ def test_cli_sends_the_sweep_to_a_dask_scheduler(dask_cluster, tmp_path, capsys)
         assert ckpt["params/W1"].shape == (64, best["config"]["hidden"])
     with pytest.raises(SystemExit, match="workers= sizes a local cluster"):
         main(["sweep", "--scheduler", address, "--workers", "2"])
+
+
+def worker_state(config):
+    import numba
+
+    from autotensor.sweep import runner
+    return {"numba_threads": numba.get_num_threads(), "prepared": runner._process_ready,
+            "dask_trim": os.environ.get("MALLOC_TRIM_THRESHOLD_")}
+
+
+def test_dask_worker_processes_get_one_numba_thread_and_autotensors_malloc(dask_cluster,
+                                                                          tmp_path):
+    address, workers = dask_cluster
+    records = sweep.run(worker_state, {"i": [0, 1, 2, 3]}, scheduler=address,
+                        results=tmp_path / "r.jsonl", progress=False)
+    assert {r["worker"] for r in records} <= workers
+    trim = CLEAN_ENV.get("MALLOC_TRIM_THRESHOLD_", "65536")      # Dask's unless yours
+    for r in records:          # under Dask's own trim threshold, which _prepare_worker undid
+        assert r["metrics"] == {"numba_threads": 1, "prepared": True, "dask_trim": trim}
+
+
+def test_prepare_worker_retunes_malloc_only_under_dasks_default(monkeypatch):
+    from autotensor.sweep import runner
+
+    calls = []
+    monkeypatch.setattr(runner, "tune_malloc", calls.append)
+    for environ in ({"MALLOC_TRIM_THRESHOLD_": "65536", "NUMBA_NUM_THREADS": "2"},  # Dask's
+                    {"MALLOC_TRIM_THRESHOLD_": "1000", "NUMBA_NUM_THREADS": "2"}):  # a choice
+        monkeypatch.setattr(runner, "_process_ready", False)
+        runner._prepare_worker(environ)
+        runner._prepare_worker(environ)                                    # once per process
+    assert calls == [{"NUMBA_NUM_THREADS": "2"}]
 
 
 def test_an_unreachable_scheduler_is_a_clear_error():
@@ -480,3 +531,68 @@ def test_course_model_metrics_and_divergence():
         sweep.train_course_model({"model": "resnet"}, data)
     with pytest.raises(ValueError, match="needs data_dir"):
         sweep.load_dataset("cifar10")
+
+
+# ---- docs/sweeps.md -----------------------------------------------------------------------------
+class Borrowed:
+    """The module's cluster, lent to code that closes the client it gets."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def close(self):
+        pass
+
+
+def test_sweeps_doc_example_runs(cluster, tmp_path, monkeypatch, capsys):
+    text = (DOCS / "sweeps.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) == 1
+    monkeypatch.chdir(tmp_path)
+    # Its workers=2 would start a cluster: give it the running one instead.
+    monkeypatch.setattr(sweep.runner, "connect", lambda *args, **kw: Borrowed(cluster[0]))
+    exec(compile(blocks[0], "sweeps.md", "exec"), {"__name__": "__main__"})
+    out = capsys.readouterr().out
+    assert out.startswith("6 trials, sorted by best_val_acc (highest first)\n")
+    assert len(sweep.read_results(tmp_path / "sweep.jsonl")) == 6
+    for name in ("sweep.png", "curves.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def changed_pixels(a, b):
+    """Fraction of pixels that differ visibly between two PNG files of the same size."""
+    from matplotlib.image import imread
+
+    a, b = imread(a), imread(b)
+    assert a.shape == b.shape, f"picture size {a.shape} != {b.shape}"
+    return float((np.abs(a - b).max(axis=2) > 0.1).mean())
+
+
+def test_sweep_figures_in_the_docs_are_fresh(cluster, tmp_path):
+    """make_figures.py reruns the documented sweep: the same configs and metrics as the
+    committed img/sweep_results.jsonl, and the committed PNGs are what the report draws from
+    it (a one-letter change in a title moves ~0.13% of the pixels)."""
+    spec = importlib.util.spec_from_file_location("make_figures", DOCS / "make_figures.py")
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    written = {p.name for p in [make.sweep_results(tmp_path, cluster[0]),
+                                *make.sweep_pictures(DOCS / "img" / "sweep_results.jsonl",
+                                                     tmp_path)]}
+    shown = set(re.findall(r"\]\(img/(sweep_[^)]+\.png)\)", (DOCS / "sweeps.md").read_text()))
+    committed = {p.name for p in (DOCS / "img").glob("sweep_*")}
+    assert written == committed == shown | {"sweep_results.jsonl"}
+
+    stale = "docs/img/sweep_* are stale: run python docs/make_figures.py"
+    fresh, kept = (sorted(sweep.read_results(d / "sweep_results.jsonl"),
+                          key=lambda r: sweep.config_key(r["config"]))   # finishing order varies
+                   for d in (tmp_path, DOCS / "img"))
+    assert [r["config"] for r in fresh] == [r["config"] for r in kept], stale
+    for a, b in zip(fresh, kept):
+        assert a["status"] == b["status"] == "ok", stale
+        assert a["metrics"]["best_val_acc"] == pytest.approx(b["metrics"]["best_val_acc"],
+                                                             abs=0.011), stale
+    for name in shown:                      # drawn above from the committed results
+        assert changed_pixels(tmp_path / name, DOCS / "img" / name) < 5e-4, stale

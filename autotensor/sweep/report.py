@@ -133,6 +133,8 @@ class Report:
     def curves(self, path=None, top=5):
         """Training loss (running mean) and validation accuracy per epoch of the `top` best
         trials, labelled with their varying config values. Saves to `path` when given."""
+        from matplotlib.ticker import MaxNLocator
+
         from autotensor.plot import _new_figure, _save
 
         rows = [r for r in self.rows if self._value(r) is not None
@@ -152,10 +154,12 @@ class Report:
                         label=f"{label} ({self._value(r):.3g})")
         ax_loss.set(title="Training loss (running mean)", xlabel="Iteration", ylabel="loss")
         ax_acc.set(title="Validation accuracy", xlabel="Epoch", ylabel="accuracy")
+        ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
         for ax in (ax_loss, ax_acc):
             ax.grid(alpha=0.3)
-            if rows:
-                ax.legend(loc="best", fontsize="x-small")
+        if rows:
+            ax_acc.legend(loc="lower right", fontsize="x-small", title=f"({self.target})",
+                          title_fontsize="x-small")
         _save(fig, path)
         return fig
 

@@ -11,12 +11,18 @@ from __future__ import annotations
 import ctypes
 import math
 import os
+import sys
 import threading
 import time
 import traceback
 from contextlib import contextmanager
 
-from autotensor.memory import MMAP_THRESHOLD, TRIM_THRESHOLD, user_chose_malloc_settings
+from autotensor.memory import (
+    MMAP_THRESHOLD,
+    TRIM_THRESHOLD,
+    tune_malloc,
+    user_chose_malloc_settings,
+)
 
 from .results import ResultsWriter, has_nonfinite, jsonable, read_results
 from .space import config_key, plan
@@ -94,11 +100,15 @@ def connect(scheduler=None, workers=None, timeout=30):
     workers = default_workers() if workers is None else workers
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    # NOTE: the Nanny copies its environment into os.environ before spawning each worker
-    # (children inherit it); put this process's own environment back afterwards.
+    # NOTE: workers inherit this process's environment when spawned, and the Nanny lets a
+    # variable already set here win over its pre-spawn config: set ours here, for the start,
+    # then put this process's own environment back. The config replaces Dask's defaults
+    # (its 64 KiB MALLOC_TRIM_THRESHOLD_), also for restarts.
+    env = worker_environ()
     saved = dict(os.environ)
     try:
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environ()}):
+        os.environ.update(env)
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
             return distributed.Client(n_workers=workers, threads_per_worker=1, processes=True,
                                       host="127.0.0.1", dashboard_address=None)
     finally:
@@ -143,10 +153,43 @@ def _time_limit(seconds):
             _async_raise(thread_id, None)   # ... and one it raised but not yet delivered is void
 
 
+_process_ready = False
+_numba_per_thread = False
+
+
+def _prepare_worker(environ=os.environ):
+    """Undo two defaults of workers started by `dask worker` (a local cluster's start right).
+
+    NOTE: Dask's nanny starts its workers with MALLOC_TRIM_THRESHOLD_=65536, which
+    autotensor/memory.py takes for the user's malloc choice, leaving glibc to hand memory
+    back and page-fault it in again: a ThreeLayerConvNet trial ran 2x slower here. Put
+    autotensor's tuning back (once per process) unless another MALLOC_* setting is there.
+    And numba's parallel kernels would use every core: one thread, unless NUMBA_NUM_THREADS
+    says otherwise.
+    """
+    global _process_ready, _numba_per_thread
+    if not _process_ready:
+        _process_ready = True
+        import dask
+
+        dask_trim = dask.config.get("distributed.nanny.pre-spawn-environ",
+                                    default={}).get("MALLOC_TRIM_THRESHOLD_")
+        if dask_trim is not None and environ.get("MALLOC_TRIM_THRESHOLD_") == str(dask_trim):
+            tune_malloc({k: v for k, v in environ.items() if k != "MALLOC_TRIM_THRESHOLD_"})
+        if "NUMBA_NUM_THREADS" not in environ:
+            if "numba" in sys.modules:
+                _numba_per_thread = True
+            else:
+                environ["NUMBA_NUM_THREADS"] = "1"          # read when numba is imported
+    if _numba_per_thread:
+        sys.modules["numba"].set_num_threads(1)            # for this task's thread
+
+
 def _run_trial(train_fn, config, data, timeout):
     """Run one trial on a Dask worker and return its record (never raises)."""
     from distributed import get_worker
 
+    _prepare_worker()
     record = {"config": config, "status": "ok", "worker": get_worker().address,
               "seconds": None, "error": None, "metrics": {}}
     start = time.perf_counter()
@@ -199,6 +242,9 @@ def run(train_fn, space, trials=None, search=None, workers=None, scheduler=None,
                                 or not timeout > 0):
         raise ValueError(f"timeout must be a positive number of seconds or None, "
                          f"got {timeout!r}")
+    if scheduler is not None and workers is not None:
+        raise ValueError("workers= sizes a local cluster; a cluster at scheduler= has the "
+                         "workers started for it (dask worker ...)")
     configs = plan(space, trials, search, seed)
     distributed = _import_distributed()
     with ResultsWriter(results) as out:
@@ -241,6 +287,7 @@ def _submit_all(distributed, train_fn, configs, scheduler, workers, data, timeou
                           "seconds": None, "error": _error_text(err), "metrics": {}}
             record["config"] = config        # the planned config, exactly as keyed
             record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            record["metrics"] = record.pop("metrics")      # last: histories make it long
             yield record
     finally:
         if own:
