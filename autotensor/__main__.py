@@ -180,7 +180,7 @@ def run_sweep(args):
     results = out / "results.jsonl"
     try:
         client = sweep.connect(args.scheduler, args.workers)
-    except (OSError, ValueError) as err:
+    except (ImportError, OSError, ValueError) as err:
         raise SystemExit(f"autotensor sweep: {err}") from None
     with client:
         workers = len(client.scheduler_info()["workers"])
@@ -272,7 +272,8 @@ def _add_sweep_parser(sub):
     p.add_argument("--init-seed", type=_spec(int), default="0",
                    help="np.random.seed of each trial (weights and minibatches)")
     p.add_argument("--trials", type=int, default=24,
-                   help="configs to draw (random) or the grid's largest size (grid)")
+                   help="configs to draw (random) or the grid's largest size (grid); "
+                   "default 24")
     p.add_argument("--search", choices=["random", "grid"],
                    help="default: random when a spec is a range, else grid")
     p.add_argument("--seed", type=int, default=0, help="seed of the random search's draws")
