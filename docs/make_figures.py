@@ -146,16 +146,14 @@ def sweep_figures(out_dir=IMG):
     return [results] + sweep_pictures(results, out_dir)
 
 
-def sweep_results(out_dir=IMG, client=None):
-    """Run the sweep afresh (on `client`, else a new 2-worker local cluster); its results
-    file."""
+def sweep_results(out_dir=IMG):
+    """Run the sweep afresh on a 2-worker local cluster; its results file."""
     from autotensor import sweep
 
     results = pathlib.Path(out_dir) / "sweep_results.jsonl"
     results.unlink(missing_ok=True)
     sweep.run(sweep.train_course_model, sweep_space(), trials=24, seed=0, results=results,
-              scheduler=client, workers=None if client else 2, progress=False,
-              data=sweep.load_dataset("digits"))
+              workers=2, progress=False, data=sweep.load_dataset("digits"))
     return results
 
 

@@ -30,7 +30,8 @@ def report(results, target="best_val_acc", maximize=True):
 
 class Report:
     """The records of a sweep (the last one per config), sorted: ok trials by `target`
-    (best first; trials missing it last), then diverged, timeout and failed ones."""
+    (best first; trials missing it last), then diverged, timeout and failed ones; ties in
+    config order."""
 
     def __init__(self, records, target="best_val_acc", maximize=True):
         latest = {}
@@ -47,9 +48,10 @@ class Report:
 
     def _rank(self, record):
         value = self._value(record)
+        # Ties go by config, not by the order trials happened to finish in.
         if value is None:
-            return (1, _ORDER[record["status"]], 0.0)
-        return (0, 0, -value if self.maximize else value)
+            return (1, _ORDER[record["status"]], 0.0, config_key(record["config"]))
+        return (0, 0, -value if self.maximize else value, config_key(record["config"]))
 
     # ---- the table -----------------------------------------------------------------------------
     def table(self, top=None):
