@@ -392,8 +392,8 @@ def free_ports(n):
             s.close()
 
 
-@pytest.fixture
-def dask_cluster(tmp_path):
+@pytest.fixture(scope="module")
+def dask_cluster():
     """`dask scheduler` and two `dask worker --nworkers 1 --nthreads 1` on 127.0.0.1."""
     from distributed import Client
 
