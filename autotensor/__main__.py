@@ -216,9 +216,11 @@ def _best_checkpoint(client, shared, report, out):
     summary = {k: v for k, v in best.items() if k != "metrics"}
     summary["metrics"] = {k: v for k, v in best["metrics"].items() if not isinstance(v, list)}
     path, note = out / "best_trial.npz", out / "best_trial.json"
-    if path.exists() and note.exists() and json.loads(note.read_text())["config"] == \
-            best["config"]:
-        return path.name
+    try:
+        if path.exists() and json.loads(note.read_text())["config"] == best["config"]:
+            return path.name
+    except (OSError, ValueError, KeyError, TypeError):
+        pass                                       # missing or unreadable: make it again
     metrics, arrays, meta = client.submit(sweep.checkpoint_arrays, best["config"], shared,
                                           pure=False).result()
     if metrics.get(report.target) != best["metrics"].get(report.target):
@@ -226,7 +228,10 @@ def _best_checkpoint(client, shared, report, out):
               f"{metrics.get(report.target)}, the sweep recorded "
               f"{best['metrics'].get(report.target)} (another machine's BLAS?)")
     save_checkpoint(path, arrays, meta)
-    note.write_text(json.dumps(summary, indent=1) + "\n")
+    # The note last, and whole (renamed into place): it vouches for the checkpoint.
+    part = note.with_name(note.name + ".part")
+    part.write_text(json.dumps(summary, indent=1) + "\n")
+    part.replace(note)
     return path.name
 
 
