@@ -422,9 +422,10 @@ def dask_cluster():
 
 def test_cli_sends_the_sweep_to_a_dask_scheduler(dask_cluster, tmp_path, capsys):
     address, workers = dask_cluster
-    assert main(["sweep", "--model", "twolayer", "--dataset", "digits", "--lr", "1e-3:1e-1:log",
-                 "--reg", "0:1e-2", "--hidden", "20,40", "--epochs", "1", "--trials", "6",
-                 "--scheduler", address, "--no-progress", "--out", str(tmp_path)]) == 0
+    command = ["sweep", "--model", "twolayer", "--dataset", "digits", "--lr", "1e-3:1e-1:log",
+               "--reg", "0:1e-2", "--hidden", "20,40", "--epochs", "1", "--trials", "6",
+               "--scheduler", address, "--no-progress", "--out", str(tmp_path)]
+    assert main(command) == 0
     out = capsys.readouterr().out
     assert f"2 Dask workers at {address}" in out and "6 trials, sorted by best_val_acc" in out
     records = sweep.read_results(tmp_path / "results.jsonl")
@@ -437,6 +438,13 @@ def test_cli_sends_the_sweep_to_a_dask_scheduler(dask_cluster, tmp_path, capsys)
                                                    for r in records)
     with np.load(tmp_path / "best_trial.npz", allow_pickle=False) as ckpt:
         assert ckpt["params/W1"].shape == (64, best["config"]["hidden"])
+
+    # The same command again: nothing to run, the checkpoint is already there.
+    stamp = (tmp_path / "best_trial.npz").stat().st_mtime_ns
+    assert main(command) == 0
+    assert len(sweep.read_results(tmp_path / "results.jsonl")) == 6
+    assert (tmp_path / "best_trial.npz").stat().st_mtime_ns == stamp
+    assert "6 trials, sorted by best_val_acc" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="workers= sizes a local cluster"):
         main(["sweep", "--scheduler", address, "--workers", "2"])
 
