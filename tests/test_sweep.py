@@ -207,14 +207,17 @@ def test_local_cluster_workers_run_one_thread_each(cluster):
     assert after == before                  # this process's environment is as it was
 
 
-def test_digits_sweep_completes_and_a_rerun_skips_every_trial(cluster, tmp_path):
+def test_digits_sweep_completes_and_a_rerun_skips_every_trial(cluster, tmp_path, capsys):
     client = cluster[0]
     space = {"model": ["fc"], "dataset": ["digits"], "epochs": [1], "hidden": [20, 40],
              "lr": sweep.loguniform(1e-3, 1e-1)}
     results = tmp_path / "sweep.jsonl"
     data = sweep.load_dataset("digits")
     records = sweep.run(sweep.train_course_model, space, trials=6, scheduler=client,
-                        results=results, seed=0, data=data, progress=False)
+                        results=results, seed=0, data=data)
+    bar = capsys.readouterr().err.replace("\r", "\n").splitlines()[-1]
+    best = max(r["metrics"]["best_val_acc"] for r in records)
+    assert bar.startswith("sweep: 100%") and "6/6" in bar and f"best best_val_acc {best:.4g}" in bar
     lines = results.read_text().splitlines()
     assert len(lines) == 6 and len(records) == 6
     workers = set(client.scheduler_info()["workers"])
