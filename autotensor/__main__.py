@@ -1,8 +1,11 @@
-"""Command line: `python -m autotensor demo | train | verify` (also installed as `autotensor`).
+"""Command line: `python -m autotensor demo | train | sweep | verify` (also installed as
+`autotensor`).
 
 demo    train a small conv net with batch norm on the embedded digits; write the training
         curves, the first-layer filters, the model's graph (SVG) and a checkpoint
 train   train the course's FullyConnectedNet or ThreeLayerConvNet on digits or CIFAR-10
+sweep   tune a course model's hyperparameters on Dask (a local cluster or --scheduler); write
+        the results, the lr x reg scatter, the best trials' curves and the best checkpoint
 verify  check fused == composite twin == numerical gradients for every fused op
 """
 
@@ -158,6 +161,143 @@ def _out_dir(path):
     return out
 
 
+# ---- sweep --------------------------------------------------------------------------------------
+def run_sweep(args):
+    from autotensor import sweep
+
+    out = _out_dir(args.out)
+    space = {"model": [args.model], "dataset": [args.dataset], "lr": args.lr, "reg": args.reg,
+             "hidden": args.hidden, "epochs": args.epochs, "batch_size": args.batch_size,
+             "update_rule": args.update_rule, "seed": args.init_seed}
+    if args.model == "fc":
+        space["layers"] = args.layers
+    if args.model == "convnet":
+        space["num_filters"] = args.num_filters
+    if args.weight_scale is not None:
+        space["weight_scale"] = args.weight_scale
+    try:
+        trials = len(sweep.plan(space, args.trials, args.search, args.seed))
+        data = sweep.load_dataset(args.dataset, args.data_dir, args.num_training)
+    except ValueError as err:
+        raise SystemExit(f"autotensor sweep: {err}") from None
+    results = out / "results.jsonl"
+    try:
+        client = sweep.connect(args.scheduler, args.workers)
+    except (ImportError, OSError, ValueError) as err:
+        raise SystemExit(f"autotensor sweep: {err}") from None
+    with client:
+        workers = len(client.scheduler_info()["workers"])
+        print(f"autotensor sweep: {trials} trials of {args.model} on {args.dataset} "
+              f"({len(data['X_train'])} training images), {workers} Dask workers at "
+              f"{client.scheduler.address}; results in {results}")
+        # Scattered here, once per worker, so the best trial's retraining reuses it.
+        [shared] = client.scatter([data], broadcast=True, hash=False)
+        records = sweep.run(sweep.train_course_model, space, args.trials, args.search,
+                            scheduler=client, results=results, seed=args.seed, data=shared,
+                            timeout=args.timeout, target=args.target,
+                            maximize=not args.minimize, retry_failed=args.retry_failed,
+                            progress=not args.no_progress)
+        report = sweep.Report(records, args.target, maximize=not args.minimize)
+        print(report.table(top=args.top))
+        written = [results.name]
+        if report.best is not None:
+            written.append(_best_checkpoint(client, shared, report, out))
+    written += _sweep_plots(report, out)
+    print("wrote " + ", ".join(str(out / name) for name in written))
+    return 0 if report.best is not None else 1
+
+
+def _best_checkpoint(client, shared, report, out):
+    """Train the best config once more, on a worker, and save its Solver checkpoint here
+    (a remote worker's disk is out of reach). Skipped when it is already saved."""
+    import json
+
+    from autotensor import sweep
+    from autotensor.optim import save_checkpoint
+
+    best = report.best
+    summary = {k: v for k, v in best.items() if k != "metrics"}
+    summary["metrics"] = {k: v for k, v in best["metrics"].items() if not isinstance(v, list)}
+    path, note = out / "best_trial.npz", out / "best_trial.json"
+    try:
+        if path.exists() and json.loads(note.read_text())["config"] == best["config"]:
+            return path.name
+    except (OSError, ValueError, KeyError, TypeError):
+        pass                                       # missing or unreadable: make it again
+    metrics, arrays, meta = client.submit(sweep.checkpoint_arrays, best["config"], shared,
+                                          pure=False).result()
+    if metrics.get(report.target) != best["metrics"].get(report.target):
+        print(f"note: retraining the best trial gave {report.target} "
+              f"{metrics.get(report.target)}, the sweep recorded "
+              f"{best['metrics'].get(report.target)} (another machine's BLAS?)")
+    save_checkpoint(path, arrays, meta)
+    # The note last, and whole (renamed into place): it vouches for the checkpoint.
+    part = note.with_name(note.name + ".part")
+    part.write_text(json.dumps(summary, indent=1) + "\n")
+    part.replace(note)
+    return path.name
+
+
+def _sweep_plots(report, out):
+    try:
+        report.scatter(out / "sweep.png")
+        report.curves(out / "curves.png")
+    except ImportError as e:                       # matplotlib is the optional `plot` extra
+        print(f"no pictures: {e}")
+        return []
+    return ["sweep.png", "curves.png"]
+
+
+def _spec(kind):
+    """argparse type for a sweep spec: a:b, a:b:log, x,y,z or x."""
+    def parse(text):
+        from autotensor.sweep import parse_spec
+        try:
+            return parse_spec(text, kind)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    return parse
+
+
+def _add_sweep_parser(sub):
+    p = sub.add_parser(
+        "sweep", help="tune lr, reg, hidden size, epochs... on Dask (local or a cluster)",
+        description="Specs: a:b a uniform range, a:b:log a log-uniform one (integer ranges "
+        "include both ends), x,y,z a choice, x a fixed value. See docs/sweeps.md.")
+    p.add_argument("--model", choices=["twolayer", "fc", "convnet"], default="fc")
+    p.add_argument("--dataset", choices=["digits", "cifar10"], default="digits")
+    p.add_argument("--data-dir", help="CIFAR-10 folder (binary or python batches)")
+    p.add_argument("--num-training", type=int, default=49000, help="CIFAR-10 training images")
+    p.add_argument("--lr", type=_spec(float), default="1e-4:1e-1:log", help="learning rate")
+    p.add_argument("--reg", type=_spec(float), default="0:1e-2", help="L2 regularisation")
+    p.add_argument("--hidden", type=_spec(int), default="50,100,200", help="hidden units")
+    p.add_argument("--epochs", type=_spec(int), default="2")
+    p.add_argument("--batch-size", type=_spec(int), default="100")
+    p.add_argument("--update-rule", type=_spec(str), default="adam", help="optim.rules names")
+    p.add_argument("--weight-scale", type=_spec(float), help="default: the model's own")
+    p.add_argument("--layers", type=_spec(int), default="2", help="fc: hidden layers")
+    p.add_argument("--num-filters", type=_spec(int), default="16", help="convnet: filters")
+    p.add_argument("--init-seed", type=_spec(int), default="0",
+                   help="np.random.seed of each trial (weights and minibatches)")
+    p.add_argument("--trials", type=int, default=24,
+                   help="configs to draw (random) or the grid's largest size (grid); "
+                   "default 24")
+    p.add_argument("--search", choices=["random", "grid"],
+                   help="default: random when a spec is a range, else grid")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random search's draws")
+    p.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
+    p.add_argument("--scheduler", help="a Dask scheduler's address, e.g. tcp://host:8786, "
+                   "instead of a local cluster")
+    p.add_argument("--timeout", type=float, help="seconds per trial (default: no limit)")
+    p.add_argument("--target", default="best_val_acc", help="the metric to sort by")
+    p.add_argument("--minimize", action="store_true", help="lower target is better")
+    p.add_argument("--retry-failed", action="store_true", help="run failed trials again")
+    p.add_argument("--top", type=int, default=20, help="rows of the printed table")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--out", default="sweep_out", help="folder for results and pictures")
+    p.set_defaults(func=run_sweep)
+
+
 # ---- verify -------------------------------------------------------------------------------------
 def verify(args):
     """The fused rows of autotensor/op_table.py that have a numerical check: fused == twin on
@@ -248,6 +388,8 @@ def main(argv=None):
     p.add_argument("--lr", type=flag["lr"], default=1e-3)
     p.add_argument("--seed", type=flag["seed"], default=0)
     p.set_defaults(func=train)
+
+    _add_sweep_parser(sub)
 
     p = sub.add_parser("verify", help="check fused == composite == numerical gradients")
     p.add_argument("--seed", type=int, default=0)

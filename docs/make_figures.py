@@ -1,7 +1,10 @@
-"""Regenerate the pictures of docs/visualization.md: `python docs/make_figures.py [out_dir]`.
+"""Regenerate the pictures of docs/visualization.md and docs/sweeps.md:
+`python docs/make_figures.py [out_dir]`.
 
 Every figure is built from fixed seeds, so running this twice gives the same DOT text (the SVG
 may differ in small layout details between Graphviz versions: commit what you looked at).
+The sweep figures come from a real sweep on a local Dask cluster (the `sweep` extra); its
+results are kept beside them (img/sweep_results.jsonl) and the tests check all three.
 """
 
 from __future__ import annotations
@@ -128,5 +131,44 @@ def main(out_dir=IMG):
     return paths
 
 
+# ---- docs/sweeps.md -----------------------------------------------------------------------------
+def sweep_space():
+    """The sweep docs/sweeps.md shows: 24 random configs of FullyConnectedNet on the digits."""
+    from autotensor import sweep
+
+    return {"model": ["fc"], "dataset": ["digits"], "lr": sweep.loguniform(1e-4, 1e-1),
+            "reg": sweep.uniform(0, 1e-2), "hidden": [50, 100, 200], "epochs": [5]}
+
+
+def sweep_figures(out_dir=IMG):
+    """Run the sweep into out_dir/sweep_results.jsonl and draw its pictures."""
+    results = sweep_results(out_dir)
+    return [results] + sweep_pictures(results, out_dir)
+
+
+def sweep_results(out_dir=IMG):
+    """Run the sweep afresh on a 2-worker local cluster; its results file."""
+    from autotensor import sweep
+
+    results = pathlib.Path(out_dir) / "sweep_results.jsonl"
+    results.unlink(missing_ok=True)
+    sweep.run(sweep.train_course_model, sweep_space(), trials=24, seed=0, results=results,
+              workers=2, progress=False, data=sweep.load_dataset("digits"))
+    return results
+
+
+def sweep_pictures(results, out_dir=IMG):
+    """The report's two pictures of a results file."""
+    from autotensor import sweep
+
+    out_dir = pathlib.Path(out_dir)
+    rep = sweep.report(results)
+    rep.scatter(out_dir / "sweep_scatter.png")
+    rep.curves(out_dir / "sweep_curves.png", top=5)
+    return [out_dir / "sweep_scatter.png", out_dir / "sweep_curves.png"]
+
+
 if __name__ == "__main__":
     main(*sys.argv[1:])
+    for path in sweep_figures(*sys.argv[1:]):
+        print("wrote", path)
