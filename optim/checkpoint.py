@@ -5,11 +5,12 @@ array; the metadata dict is stored as JSON text, UTF-8 encoded, in the uint8 arr
 `__meta__`. Nothing is pickled, and no entry is read through the pickle-capable readers, so
 loading a checkpoint can never execute code.
 
-Atomicity: `save_checkpoint` writes to a temporary file in the destination's directory, flushes
-and fsyncs it, then renames it over the destination with `os.replace` (atomic on POSIX and
-Windows). A reader sees either the old file or the complete new one, never a partial file, even
-if the process dies mid-write. The temporary file's name carries the writer's process id: a
-later save or load of the same checkpoint removes the ones whose writer is dead (kill -9).
+Atomicity: `save_checkpoint` writes through `autotensor.serialization.atomic_write` (the one
+home of atomic writes, shared with `at.save`): a temporary file in the destination's directory,
+flushed, fsynced and renamed over the destination with `os.replace`. A reader sees either the
+old file or the complete new one, never a partial file, even if the process dies mid-write. The
+temporary file's name carries the writer's process id: a later save or load of the same
+checkpoint removes the ones whose writer is dead (kill -9).
 
 Untrusted input: `load_checkpoint` treats the file as hostile. It refuses compressed, encrypted,
 duplicate and overlapping entries, reads each `.npy` header itself and checks that the shape
@@ -32,9 +33,7 @@ import contextlib
 import json
 import math
 import os
-import re
 import reprlib
-import secrets
 import struct
 import zipfile
 
@@ -42,6 +41,7 @@ import numpy as np
 
 from autotensor import validate
 from autotensor.nn.normalization import bn_buffers, load_bn_buffers
+from autotensor.serialization import atomic_write, parse_json, remove_stale_temps
 
 from . import rules
 
@@ -87,74 +87,8 @@ def save_checkpoint(path, arrays, meta):
     _parse_meta(text.encode("utf-8"), where)          # the reader's limits, checked now
     payload[META_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
 
-    directory = os.path.dirname(os.path.abspath(path))
-    _remove_stale_temps(path)
-    # A hidden, uniquely named sibling, created exclusively ("x"): same filesystem as `path`
-    # (so the rename is atomic) and the usual umask permissions (mkstemp would force 0600).
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}-"
-                                  f"{secrets.token_hex(6)}.tmp")
-    f = open(tmp, "xb")      # outside the try: if this fails there is nothing to remove
-    try:
-        with f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(directory)
-    return path
-
-
-def _fsync_directory(directory):
-    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _remove_stale_temps(path):
-    """Delete the temporary files of `path` left by writers that died mid-save (kill -9).
-
-    Names are `.{name}.{pid}-{12 hex}.tmp` (earlier versions: `.{name}.{12 hex}.tmp`, always
-    stale). A file whose writer process is still alive is left alone: it may be mid-save.
-    """
-    directory, base = os.path.split(os.path.abspath(path))
-    pattern = re.compile(rf"\.{re.escape(base)}\.(?:(\d+)-)?[0-9a-f]{{12}}\.tmp")
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return
-    for name in names:
-        match = pattern.fullmatch(name)
-        if match and not _writer_alive(match.group(1)):
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(directory, name))
-
-
-def _writer_alive(pid):
-    if pid is None:
-        return False
-    pid = int(pid)
-    # NOTE: elsewhere than POSIX, os.kill(pid, 0) would terminate the process: assume alive.
-    if pid == os.getpid() or os.name != "posix":
-        return True
-    try:
-        os.kill(pid, 0)                       # signal 0: only asks whether pid exists
-    except (ProcessLookupError, OverflowError):   # no such process; no such pid at all
-        return False
-    except OSError:                           # PermissionError: alive, another user's
-        return True
-    return True
+    # The atomic write and the clean-up of dead writers' temporary files: the core's one home.
+    return atomic_write(path, lambda f: np.savez(f, **payload))
 
 
 # ---- reading -----------------------------------------------------------------------------------
@@ -170,7 +104,7 @@ def load_checkpoint(path):
     where = f"checkpoint {path!r}"
     if not os.path.isfile(path):
         raise ValueError(f"{where} does not exist")
-    _remove_stale_temps(path)
+    remove_stale_temps(path)
     try:
         with open(path, "rb") as f:
             arrays = _read_npz(f, where)
@@ -261,43 +195,13 @@ def _read_npy(z, info, where):
         shape, order="F" if fortran_order else "C")
 
 
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-
-
 def _parse_meta(raw, where):
-    """The metadata dict from its UTF-8 JSON bytes; size, nesting and duplicate keys bounded
-    (json's recursive parser would otherwise die of a RecursionError on deep nesting)."""
-    if len(raw) > META_MAX_BYTES:
-        raise ValueError(f"{where}: metadata is {len(raw)} bytes, more than the "
-                         f"{META_MAX_BYTES} allowed")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{where}: metadata is not valid JSON: {e}") from e
-    codes = np.frombuffer(_JSON_STRING.sub('""', text).encode("utf-8"), dtype=np.uint8)
-    steps = np.isin(codes, tuple(b"[{")).astype(np.int64) - np.isin(codes, tuple(b"]}"))
-    depth = int(np.cumsum(steps).max(initial=0))
-    if depth > META_MAX_DEPTH:
-        raise ValueError(f"{where}: metadata nests {depth} levels deep, more than the "
-                         f"{META_MAX_DEPTH} allowed")
-    try:
-        meta = json.loads(text, object_pairs_hook=_unique_keys)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{where}: metadata is not valid JSON: {e}") from e
-    except ValueError as e:                   # a duplicate key, an integer of 5000 digits
-        raise ValueError(f"{where}: metadata is refused: {e}") from e
+    """The metadata dict from its UTF-8 JSON bytes; size, nesting and duplicate keys bounded."""
+    meta = parse_json(raw, f"{where}: metadata", META_MAX_BYTES, META_MAX_DEPTH)
     if not isinstance(meta, dict):
         raise ValueError(f"{where}: metadata is a {type(meta).__name__}, "
                          "expected a JSON object")
     return meta
-
-
-def _unique_keys(pairs):
-    keys = collections.Counter(k for k, _ in pairs)
-    dup = sorted(k for k, c in keys.items() if c > 1)
-    if dup:
-        raise ValueError(f"duplicate keys {dup} in a JSON object")
-    return dict(pairs)
 
 
 # ---- the Solver's checkpoint schema ------------------------------------------------------------
