@@ -14,6 +14,7 @@ from .random import (  # also makes `at.random` the module, as torch.random
     seed,
     set_rng_state,
 )
+from .serialization import load, save
 from .tensor import Tensor, tensor
 
 __version__ = "0.1.0"
@@ -21,5 +22,5 @@ memory.tune_malloc()
 
 __all__ = ["Tensor", "tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled",
            "use_fused", "fused_enabled", "detect_anomaly", "gradcheck", "manual_seed", "seed",
-           "initial_seed", "get_rng_state", "set_rng_state", "default_generator",
+           "initial_seed", "get_rng_state", "set_rng_state", "default_generator", "save", "load",
            *creation.__all__, *ops.__all__]

@@ -41,6 +41,7 @@ import numpy as np
 
 from autotensor import validate
 from autotensor.nn.normalization import bn_buffers, load_bn_buffers
+from autotensor.random import get_rng_state
 from autotensor.serialization import atomic_write, parse_json, remove_stale_temps
 
 from . import rules
@@ -227,8 +228,10 @@ def pack_solver(solver):
     arrays["history/val_acc"] = np.asarray(solver.val_acc_history, dtype=np.float64)
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     arrays["rng/keys"] = keys
+    generator = get_rng_state()
     meta = {
         "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "epoch": solver.epoch,
+        "iteration": int(solver.iteration),
         "update_rule": solver.update_rule.__name__, "lr_decay": float(solver.lr_decay),
         "batch_size": int(solver.batch_size), "num_epochs": int(solver.num_epochs),
         "num_train_samples": _int_or_none(solver.num_train_samples),
@@ -238,6 +241,8 @@ def pack_solver(solver):
         "buffer_names": list(buffers), "optim_scalars": scalars, "optim_arrays": array_keys,
         "rng": {"kind": kind, "pos": int(pos), "has_gauss": int(has_gauss),
                 "cached_gaussian": float(cached)},
+        "generator": {**generator["state"], "has_uint32": generator["has_uint32"],
+                      "uinteger": generator["uinteger"]},
     }
     return arrays, meta
 
@@ -245,6 +250,9 @@ def pack_solver(solver):
 _META_KEYS = ("format", "version", "epoch", "update_rule", "lr_decay", "batch_size",
               "num_epochs", "num_train_samples", "num_val_samples", "best_val_acc",
               "param_names", "best_names", "buffer_names", "optim_scalars", "optim_arrays", "rng")
+# Added to version 1 later (mid-epoch resume); a file without them resumes at its epoch's end,
+# with autotensor's global generator left as it is.
+_OPTIONAL_META_KEYS = ("iteration", "generator")
 # The update rules' hyperparameters and their ranges, as optim/rules.py declares them.
 _RULE_RANGES = {key: within for hyper in rules.HYPERPARAMETERS.values()
                 for key, within in hyper.items()}
@@ -262,11 +270,13 @@ def unpack_solver(solver, arrays, meta):
                          f"{CHECKPOINT_VERSION} (format {_short(meta.get('format'))}, version "
                          f"{_short(meta.get('version'))})")
     missing = [k for k in _META_KEYS if k not in meta]
-    unknown = sorted(set(meta) - set(_META_KEYS))
+    unknown = sorted(set(meta) - set(_META_KEYS) - set(_OPTIONAL_META_KEYS))
     if missing or unknown:
         raise ValueError(f"malformed metadata: missing keys {missing}, unknown keys "
                          f"{_short(unknown)}")
     validate.size("", "metadata 'epoch'", meta["epoch"], 0)
+    if "iteration" in meta:
+        validate.size("", "metadata 'iteration'", meta["iteration"], 0)
     validate.number("", "metadata 'best_val_acc'", meta["best_val_acc"], "in [0, 1]")
     validate.number("", "metadata 'lr_decay'", meta["lr_decay"], "> 0")
     validate.size("", "metadata 'batch_size'", meta["batch_size"], 1)
@@ -293,7 +303,9 @@ def unpack_solver(solver, arrays, meta):
              "buffers": {n: entries.take(f"buffers/{n}")
                          for n in _names(meta, "buffer_names")},
              "history": _histories(entries),
-             "rng": _rng_state(meta["rng"], entries.take("rng/keys", (624,), kinds="u"))}
+             "rng": _rng_state(meta["rng"], entries.take("rng/keys", (624,), kinds="u")),
+             "iteration": meta.get("iteration"),
+             "generator": _generator_state(meta["generator"]) if "generator" in meta else None}
     extra = sorted(set(arrays) - entries.used)
     if extra:
         raise ValueError(f"unexpected array(s) {_short(extra)}")
@@ -406,6 +418,28 @@ def _rng_state(rng, keys):
     except (ValueError, TypeError) as e:
         raise ValueError(f"the RNG state (metadata 'rng', array 'rng/keys') is refused: "
                          f"{e}") from e
+    return state
+
+
+def _generator_state(generator):
+    """autotensor's global generator state (PCG64) from the metadata, as `at.set_rng_state`
+    takes it, tried on a scratch generator."""
+    fields = {"state": 2**128, "inc": 2**128, "has_uint32": 2, "uinteger": 2**32}
+    if not isinstance(generator, dict) or set(generator) != set(fields):
+        raise ValueError(f"metadata 'generator' must hold exactly {list(fields)}, got "
+                         f"{_short(generator)}")
+    for key, end in fields.items():
+        value = generator[key]
+        if type(value) is not int or not 0 <= value < end:
+            raise ValueError(f"metadata generator {key} must be an integer in [0, {end}), got "
+                             f"{_short(value)}")
+    state = {"bit_generator": "PCG64",
+             "state": {"state": generator["state"], "inc": generator["inc"]},
+             "has_uint32": generator["has_uint32"], "uinteger": generator["uinteger"]}
+    try:
+        np.random.PCG64().state = state
+    except (ValueError, TypeError, KeyError, OverflowError) as e:
+        raise ValueError(f"the generator state (metadata 'generator') is refused: {e}") from e
     return state
 
 
