@@ -12,6 +12,9 @@ A flat `{name: array}` dict is stored as exactly those tensors under exactly tho
 flattened: a tensor's name is its path of keys joined by dots ("optimizer.state.0.m"), and the
 structure (dicts with str or int keys, lists, tuples, numbers, strings, bools, None) goes into
 the header's `__metadata__` as JSON text under the key "autotensor", so `at.load` rebuilds it.
+A CRC-32 of that text and of every tensor's name, dtype, shape and bytes goes beside it
+("autotensor.crc32"): the format has no checksum of its own, and a flipped bit in a checkpoint
+must not load as a slightly different weight.
 
 `at.load` returns numpy arrays (what `Module.state_dict()` returns and `load_state_dict`,
 optimizers and `np.random.set_state` take), never Tensors, and numpy scalars saved come back
@@ -35,6 +38,7 @@ import re
 import reprlib
 import secrets
 import struct
+import zlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -46,12 +50,13 @@ __all__ = ["save", "load"]
 HEADER_MAX_BYTES = 100_000_000   # the safetensors reference reader's own limit
 MAX_NESTING = 32                 # containers inside containers in a saved object
 STRUCTURE_KEY = "autotensor"     # the __metadata__ entry holding the saved structure
+CHECKSUM_KEY = "autotensor.crc32"   # and the one holding the CRC-32 of it and the tensors
 STRUCTURE_VERSION = 1
 # safetensors dtype names and the numpy dtypes they are read as (little-endian). Complex and
 # bfloat16 are left out: numpy has no bfloat16, and older safetensors releases no complex.
 DTYPES = {"BOOL": "|b1", "U8": "|u1", "I8": "|i1", "U16": "<u2", "I16": "<i2", "U32": "<u4",
           "I32": "<i4", "U64": "<u8", "I64": "<i8", "F16": "<f2", "F32": "<f4", "F64": "<f8"}
-_SAVABLE = {np.dtype(d).newbyteorder("<") for d in DTYPES.values()}
+_CODES = {np.dtype(d): code for code, d in DTYPES.items()}
 _TAGS = ("dict", "list", "tuple", "tensor", "float")
 # Each nesting level costs at most three JSON levels ({"dict": [[key, value]]}).
 _JSON_DEPTH = 3 * MAX_NESTING + 2
@@ -81,7 +86,8 @@ def save(obj, f):
     parse_json(text.encode("utf-8"), where, HEADER_MAX_BYTES, _JSON_DEPTH)   # load's limits
 
     from safetensors.numpy import save as safetensors_bytes
-    data = safetensors_bytes(tensors, metadata={STRUCTURE_KEY: text})
+    metadata = {STRUCTURE_KEY: text, CHECKSUM_KEY: str(_checksum(text, tensors))}
+    data = safetensors_bytes(tensors, metadata=metadata)
     (header_bytes,) = struct.unpack("<Q", data[:8])
     if header_bytes > HEADER_MAX_BYTES:
         raise ValueError(f"{where}: the header would be {header_bytes} bytes, more than the "
@@ -121,7 +127,7 @@ def _encode(obj, keys, tensors):
 
 
 def _add_tensor(a, keys, tensors):
-    if a.dtype.newbyteorder("<") not in _SAVABLE:
+    if a.dtype.newbyteorder("<") not in _CODES:
         raise ValueError(f"at.save: {_show_path(keys)} has dtype {a.dtype}; safetensors files "
                          "hold bool, integer and float arrays")
     name = ".".join(str(k) for k in keys)
@@ -135,6 +141,17 @@ def _add_tensor(a, keys, tensors):
 
 def _show_path(keys):
     return "obj" + "".join(f"[{k!r}]" for k in keys)
+
+
+def _checksum(text, tensors):
+    """CRC-32 of the structure's JSON text and of each tensor's name, dtype, shape and bytes
+    (little-endian, C order), in name order: the same whatever order the file stores them in."""
+    crc = zlib.crc32(text.encode("utf-8"))
+    for name in sorted(tensors):
+        a = tensors[name]
+        crc = zlib.crc32(f"{name}|{_CODES[a.dtype]}|{list(a.shape)}".encode(), crc)
+        crc = zlib.crc32(a, crc)
+    return crc
 
 
 # ---- loading ----------------------------------------------------------------------------------
@@ -166,6 +183,10 @@ def load(f):
               for name, (dtype, shape, begin) in entries.items()}
     if STRUCTURE_KEY not in metadata:
         return arrays
+    if metadata.get(CHECKSUM_KEY) != str(_checksum(metadata[STRUCTURE_KEY], arrays)):
+        raise ValueError(f"{where} is corrupted: the CRC-32 of its tensors and structure is not "
+                         f"the {_short(metadata.get(CHECKSUM_KEY))} at.save wrote (a flipped "
+                         "bit, or the file was edited)")
     structure = parse_json(metadata[STRUCTURE_KEY].encode("utf-8"),
                            f"{where}: metadata {STRUCTURE_KEY!r}", HEADER_MAX_BYTES, _JSON_DEPTH)
     if (not isinstance(structure, dict) or set(structure) != {"version", "object"}
