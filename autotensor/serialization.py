@@ -159,7 +159,7 @@ def load(f):
     """Read a safetensors file: the object `save` wrote, or {name: ndarray} for a file from
     any other writer (e.g. `safetensors.torch.save_file`), in the file's order.
 
-    Arrays come back as numpy arrays (writeable, native byte order), never Tensors. Raises a
+    Arrays come back as numpy arrays (writeable, little-endian as stored), never Tensors. Raises a
     ValueError naming the file for a missing, truncated or malformed file; nothing is returned
     unless the whole file is valid.
     """
