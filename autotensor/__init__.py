@@ -23,6 +23,7 @@ from .random import (  # also makes `at.random` the module, as torch.random
     seed,
     set_rng_state,
 )
+from .serialization import load, save
 from .tensor import Tensor, tensor
 
 __version__ = "0.1.0"
@@ -31,5 +32,5 @@ memory.tune_malloc()
 __all__ = ["Tensor", "tensor", "Function", "no_grad", "enable_grad", "set_grad_enabled",
            "is_grad_enabled", "use_fused", "fused_enabled", "detect_anomaly", "grad",
            "gradcheck", "gradgradcheck", "functional", "manual_seed", "seed", "initial_seed",
-           "get_rng_state", "set_rng_state", "default_generator", *creation.__all__,
-           *ops.__all__, *ops.NO_GRAD]
+           "get_rng_state", "set_rng_state", "default_generator", "save", "load",
+           *creation.__all__, *ops.__all__, *ops.NO_GRAD]

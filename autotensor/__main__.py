@@ -3,7 +3,8 @@
 
 demo    train a small conv net with batch norm on the embedded digits; write the training
         curves, the first-layer filters, the model's graph (SVG) and a checkpoint
-train   train the course's FullyConnectedNet or ThreeLayerConvNet on digits or CIFAR-10
+train   train the course's FullyConnectedNet or ThreeLayerConvNet on digits or CIFAR-10;
+        --resume PATH continues from a checkpoint it wrote, mid-epoch too
 sweep   tune a course model's hyperparameters on Dask (a local cluster or --scheduler); write
         the results, the lr x reg scatter, the best trials' curves and the best checkpoint
 verify  check fused == composite twin == numerical gradients for every fused op
@@ -143,10 +144,20 @@ def train(args):
                                   normalization="batchnorm", weight_scale=5e-2, reg=1e-3)
     print(f"autotensor train: {type(model).__name__} on {args.dataset} "
           f"({len(data['X_train'])} training images of shape {input_dim})")
+    # checkpoint_every: out/checkpoint_last.npz, rewritten every 100 iterations, is where an
+    # interrupted run resumes mid-epoch (--resume); checkpoint_epoch_{n}.npz after each epoch.
     solver = Solver(model, {k: data[k] for k in _SPLITS}, update_rule="adam",
                     optim_config={"learning_rate": args.lr}, lr_decay=0.95,
                     batch_size=args.batch_size, num_epochs=args.epochs,
-                    checkpoint_name=str(out / "checkpoint"), print_every=100, verbose=True)
+                    checkpoint_name=str(out / "checkpoint"), checkpoint_every=100,
+                    print_every=100, verbose=True)
+    if args.resume is not None:
+        try:
+            solver.load_checkpoint(args.resume)
+        except ValueError as err:           # another model or data set, a broken file
+            raise SystemExit(f"autotensor train: --resume: {err}") from None
+        print(f"resuming from {args.resume} after iteration {solver.iteration} "
+              f"(epoch {solver.epoch})")
     solver.train()
     print(f"best validation accuracy {solver.best_val_acc:.3f}, test accuracy "
           f"{solver.check_accuracy(data['X_test'], data['y_test']):.3f}; "
@@ -387,6 +398,8 @@ def main(argv=None):
     p.add_argument("--batch-size", type=flag["size"], default=50)
     p.add_argument("--lr", type=flag["lr"], default=1e-3)
     p.add_argument("--seed", type=flag["seed"], default=0)
+    p.add_argument("--resume", metavar="PATH", help="a checkpoint this command wrote (e.g. "
+                   "OUT/checkpoint_last.npz): continue that run with the same flags")
     p.set_defaults(func=train)
 
     _add_sweep_parser(sub)

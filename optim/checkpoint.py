@@ -5,11 +5,12 @@ array; the metadata dict is stored as JSON text, UTF-8 encoded, in the uint8 arr
 `__meta__`. Nothing is pickled, and no entry is read through the pickle-capable readers, so
 loading a checkpoint can never execute code.
 
-Atomicity: `save_checkpoint` writes to a temporary file in the destination's directory, flushes
-and fsyncs it, then renames it over the destination with `os.replace` (atomic on POSIX and
-Windows). A reader sees either the old file or the complete new one, never a partial file, even
-if the process dies mid-write. The temporary file's name carries the writer's process id: a
-later save or load of the same checkpoint removes the ones whose writer is dead (kill -9).
+Atomicity: `save_checkpoint` writes through `autotensor.serialization.atomic_write` (the one
+home of atomic writes, shared with `at.save`): a temporary file in the destination's directory,
+flushed, fsynced and renamed over the destination with `os.replace`. A reader sees either the
+old file or the complete new one, never a partial file, even if the process dies mid-write. The
+temporary file's name carries the writer's process id: a later save or load of the same
+checkpoint removes the ones whose writer is dead (kill -9).
 
 Untrusted input: `load_checkpoint` treats the file as hostile. It refuses compressed, encrypted,
 duplicate and overlapping entries, reads each `.npy` header itself and checks that the shape
@@ -32,9 +33,7 @@ import contextlib
 import json
 import math
 import os
-import re
 import reprlib
-import secrets
 import struct
 import zipfile
 
@@ -42,6 +41,8 @@ import numpy as np
 
 from autotensor import validate
 from autotensor.nn.normalization import bn_buffers, load_bn_buffers
+from autotensor.random import get_rng_state
+from autotensor.serialization import atomic_write, parse_json, remove_stale_temps
 
 from . import rules
 
@@ -87,74 +88,8 @@ def save_checkpoint(path, arrays, meta):
     _parse_meta(text.encode("utf-8"), where)          # the reader's limits, checked now
     payload[META_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
 
-    directory = os.path.dirname(os.path.abspath(path))
-    _remove_stale_temps(path)
-    # A hidden, uniquely named sibling, created exclusively ("x"): same filesystem as `path`
-    # (so the rename is atomic) and the usual umask permissions (mkstemp would force 0600).
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}-"
-                                  f"{secrets.token_hex(6)}.tmp")
-    f = open(tmp, "xb")      # outside the try: if this fails there is nothing to remove
-    try:
-        with f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(directory)
-    return path
-
-
-def _fsync_directory(directory):
-    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _remove_stale_temps(path):
-    """Delete the temporary files of `path` left by writers that died mid-save (kill -9).
-
-    Names are `.{name}.{pid}-{12 hex}.tmp` (earlier versions: `.{name}.{12 hex}.tmp`, always
-    stale). A file whose writer process is still alive is left alone: it may be mid-save.
-    """
-    directory, base = os.path.split(os.path.abspath(path))
-    pattern = re.compile(rf"\.{re.escape(base)}\.(?:(\d+)-)?[0-9a-f]{{12}}\.tmp")
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return
-    for name in names:
-        match = pattern.fullmatch(name)
-        if match and not _writer_alive(match.group(1)):
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(directory, name))
-
-
-def _writer_alive(pid):
-    if pid is None:
-        return False
-    pid = int(pid)
-    # NOTE: elsewhere than POSIX, os.kill(pid, 0) would terminate the process: assume alive.
-    if pid == os.getpid() or os.name != "posix":
-        return True
-    try:
-        os.kill(pid, 0)                       # signal 0: only asks whether pid exists
-    except (ProcessLookupError, OverflowError):   # no such process; no such pid at all
-        return False
-    except OSError:                           # PermissionError: alive, another user's
-        return True
-    return True
+    # The atomic write and the clean-up of dead writers' temporary files: the core's one home.
+    return atomic_write(path, lambda f: np.savez(f, **payload))
 
 
 # ---- reading -----------------------------------------------------------------------------------
@@ -170,7 +105,7 @@ def load_checkpoint(path):
     where = f"checkpoint {path!r}"
     if not os.path.isfile(path):
         raise ValueError(f"{where} does not exist")
-    _remove_stale_temps(path)
+    remove_stale_temps(path)
     try:
         with open(path, "rb") as f:
             arrays = _read_npz(f, where)
@@ -261,43 +196,13 @@ def _read_npy(z, info, where):
         shape, order="F" if fortran_order else "C")
 
 
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-
-
 def _parse_meta(raw, where):
-    """The metadata dict from its UTF-8 JSON bytes; size, nesting and duplicate keys bounded
-    (json's recursive parser would otherwise die of a RecursionError on deep nesting)."""
-    if len(raw) > META_MAX_BYTES:
-        raise ValueError(f"{where}: metadata is {len(raw)} bytes, more than the "
-                         f"{META_MAX_BYTES} allowed")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{where}: metadata is not valid JSON: {e}") from e
-    codes = np.frombuffer(_JSON_STRING.sub('""', text).encode("utf-8"), dtype=np.uint8)
-    steps = np.isin(codes, tuple(b"[{")).astype(np.int64) - np.isin(codes, tuple(b"]}"))
-    depth = int(np.cumsum(steps).max(initial=0))
-    if depth > META_MAX_DEPTH:
-        raise ValueError(f"{where}: metadata nests {depth} levels deep, more than the "
-                         f"{META_MAX_DEPTH} allowed")
-    try:
-        meta = json.loads(text, object_pairs_hook=_unique_keys)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{where}: metadata is not valid JSON: {e}") from e
-    except ValueError as e:                   # a duplicate key, an integer of 5000 digits
-        raise ValueError(f"{where}: metadata is refused: {e}") from e
+    """The metadata dict from its UTF-8 JSON bytes; size, nesting and duplicate keys bounded."""
+    meta = parse_json(raw, f"{where}: metadata", META_MAX_BYTES, META_MAX_DEPTH)
     if not isinstance(meta, dict):
         raise ValueError(f"{where}: metadata is a {type(meta).__name__}, "
                          "expected a JSON object")
     return meta
-
-
-def _unique_keys(pairs):
-    keys = collections.Counter(k for k, _ in pairs)
-    dup = sorted(k for k, c in keys.items() if c > 1)
-    if dup:
-        raise ValueError(f"duplicate keys {dup} in a JSON object")
-    return dict(pairs)
 
 
 # ---- the Solver's checkpoint schema ------------------------------------------------------------
@@ -323,8 +228,10 @@ def pack_solver(solver):
     arrays["history/val_acc"] = np.asarray(solver.val_acc_history, dtype=np.float64)
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     arrays["rng/keys"] = keys
+    generator = get_rng_state()
     meta = {
         "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "epoch": solver.epoch,
+        "iteration": int(solver.iteration),
         "update_rule": solver.update_rule.__name__, "lr_decay": float(solver.lr_decay),
         "batch_size": int(solver.batch_size), "num_epochs": int(solver.num_epochs),
         "num_train_samples": _int_or_none(solver.num_train_samples),
@@ -334,6 +241,8 @@ def pack_solver(solver):
         "buffer_names": list(buffers), "optim_scalars": scalars, "optim_arrays": array_keys,
         "rng": {"kind": kind, "pos": int(pos), "has_gauss": int(has_gauss),
                 "cached_gaussian": float(cached)},
+        "generator": {**generator["state"], "has_uint32": generator["has_uint32"],
+                      "uinteger": generator["uinteger"]},
     }
     return arrays, meta
 
@@ -341,6 +250,9 @@ def pack_solver(solver):
 _META_KEYS = ("format", "version", "epoch", "update_rule", "lr_decay", "batch_size",
               "num_epochs", "num_train_samples", "num_val_samples", "best_val_acc",
               "param_names", "best_names", "buffer_names", "optim_scalars", "optim_arrays", "rng")
+# Added to version 1 later (mid-epoch resume); a file without them resumes at its epoch's end,
+# with autotensor's global generator left as it is.
+_OPTIONAL_META_KEYS = ("iteration", "generator")
 # The update rules' hyperparameters and their ranges, as optim/rules.py declares them.
 _RULE_RANGES = {key: within for hyper in rules.HYPERPARAMETERS.values()
                 for key, within in hyper.items()}
@@ -358,11 +270,13 @@ def unpack_solver(solver, arrays, meta):
                          f"{CHECKPOINT_VERSION} (format {_short(meta.get('format'))}, version "
                          f"{_short(meta.get('version'))})")
     missing = [k for k in _META_KEYS if k not in meta]
-    unknown = sorted(set(meta) - set(_META_KEYS))
+    unknown = sorted(set(meta) - set(_META_KEYS) - set(_OPTIONAL_META_KEYS))
     if missing or unknown:
         raise ValueError(f"malformed metadata: missing keys {missing}, unknown keys "
                          f"{_short(unknown)}")
     validate.size("", "metadata 'epoch'", meta["epoch"], 0)
+    if "iteration" in meta:
+        validate.size("", "metadata 'iteration'", meta["iteration"], 0)
     validate.number("", "metadata 'best_val_acc'", meta["best_val_acc"], "in [0, 1]")
     validate.number("", "metadata 'lr_decay'", meta["lr_decay"], "> 0")
     validate.size("", "metadata 'batch_size'", meta["batch_size"], 1)
@@ -389,7 +303,9 @@ def unpack_solver(solver, arrays, meta):
              "buffers": {n: entries.take(f"buffers/{n}")
                          for n in _names(meta, "buffer_names")},
              "history": _histories(entries),
-             "rng": _rng_state(meta["rng"], entries.take("rng/keys", (624,), kinds="u"))}
+             "rng": _rng_state(meta["rng"], entries.take("rng/keys", (624,), kinds="u")),
+             "iteration": meta.get("iteration"),
+             "generator": _generator_state(meta["generator"]) if "generator" in meta else None}
     extra = sorted(set(arrays) - entries.used)
     if extra:
         raise ValueError(f"unexpected array(s) {_short(extra)}")
@@ -502,6 +418,28 @@ def _rng_state(rng, keys):
     except (ValueError, TypeError) as e:
         raise ValueError(f"the RNG state (metadata 'rng', array 'rng/keys') is refused: "
                          f"{e}") from e
+    return state
+
+
+def _generator_state(generator):
+    """autotensor's global generator state (PCG64) from the metadata, as `at.set_rng_state`
+    takes it, tried on a scratch generator."""
+    fields = {"state": 2**128, "inc": 2**128, "has_uint32": 2, "uinteger": 2**32}
+    if not isinstance(generator, dict) or set(generator) != set(fields):
+        raise ValueError(f"metadata 'generator' must hold exactly {list(fields)}, got "
+                         f"{_short(generator)}")
+    for key, end in fields.items():
+        value = generator[key]
+        if type(value) is not int or not 0 <= value < end:
+            raise ValueError(f"metadata generator {key} must be an integer in [0, {end}), got "
+                             f"{_short(value)}")
+    state = {"bit_generator": "PCG64",
+             "state": {"state": generator["state"], "inc": generator["inc"]},
+             "has_uint32": generator["has_uint32"], "uinteger": generator["uinteger"]}
+    try:
+        np.random.PCG64().state = state
+    except (ValueError, TypeError, KeyError, OverflowError) as e:
+        raise ValueError(f"the generator state (metadata 'generator') is refused: {e}") from e
     return state
 
 

@@ -1,5 +1,5 @@
-"""The course's `Solver`: minibatch training of a classification model, with per-epoch
-checkpoints that can resume a run exactly.
+"""The course's `Solver`: minibatch training of a classification model, with per-epoch (and,
+on request, every-k-iteration) checkpoints that resume a run exactly, mid-epoch too.
 
 A model is anything with `params` (dict name -> ndarray) and `loss(X, y=None)` returning class
 scores when y is None, else `(loss, grads)` with grads keyed like params (the course's
@@ -22,7 +22,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from autotensor import Tensor, validate
+from autotensor import Tensor, set_rng_state, validate
 
 from . import checkpoint, rules
 from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION  # noqa: F401  (importable here)
@@ -39,7 +39,9 @@ class Solver:
     applied to every config's learning_rate after each epoch), batch_size (100), num_epochs (10),
     num_train_samples (1000; train accuracy is measured on this many samples, None = all),
     num_val_samples (None = all), checkpoint_name (None; if set, `{name}_epoch_{n}.npz` is
-    written atomically after every epoch), print_every (10), verbose (True).
+    written atomically after every epoch), checkpoint_every (None; if set, `{name}_last.npz` is
+    rewritten atomically every this many iterations, so a run can resume mid-epoch; needs
+    checkpoint_name), print_every (10), verbose (True).
     """
 
     def __init__(self, model, data, **kwargs):
@@ -54,6 +56,7 @@ class Solver:
         self.num_train_samples = kwargs.pop("num_train_samples", 1000)
         self.num_val_samples = kwargs.pop("num_val_samples", None)
         self.checkpoint_name = kwargs.pop("checkpoint_name", None)
+        self.checkpoint_every = kwargs.pop("checkpoint_every", None)
         self.print_every = kwargs.pop("print_every", 10)
         self.verbose = kwargs.pop("verbose", True)
         if kwargs:
@@ -77,6 +80,10 @@ class Solver:
         validate.size("Solver", "num_epochs", self.num_epochs, minimum=0)
         validate.optional_size("Solver", "num_train_samples", self.num_train_samples)
         validate.optional_size("Solver", "num_val_samples", self.num_val_samples)
+        validate.optional_size("Solver", "checkpoint_every", self.checkpoint_every)
+        if self.checkpoint_every is not None and self.checkpoint_name is None:
+            raise ValueError(f"Solver: checkpoint_every={self.checkpoint_every} needs a "
+                             "checkpoint_name (the files are named after it)")
         if self.checkpoint_name is not None:
             directory = os.path.dirname(os.path.abspath(os.fspath(self.checkpoint_name)))
             if not os.path.isdir(directory):
@@ -87,6 +94,7 @@ class Solver:
     def _reset(self):
         """Set up the bookkeeping variables for a fresh run."""
         self.epoch = 0
+        self.iteration = 0            # updates done; train() continues from here
         self.best_val_acc = 0
         self.best_params = {}
         self.loss_history = []
@@ -135,17 +143,30 @@ class Solver:
             y_pred.append(np.argmax(scores, axis=1))
         return float(np.mean(np.hstack(y_pred) == y))
 
+    def _iterations_per_epoch(self):
+        return max(self.X_train.shape[0] // self.batch_size, 1)
+
+    def _first_iteration(self):
+        """Where train() continues: `iteration` when it lies in epoch `epoch` (a fresh run, a
+        loaded checkpoint), else the start of epoch `epoch` (an epoch set by hand)."""
+        iterations_per_epoch = self._iterations_per_epoch()
+        if self.iteration // iterations_per_epoch == self.epoch:
+            return self.iteration
+        return self.epoch * iterations_per_epoch
+
     def train(self):
-        """Run the optimization from the current epoch to `num_epochs` (resumes after
-        `load_checkpoint`), then put the best parameters seen into `model.params`."""
-        num_train = self.X_train.shape[0]
-        iterations_per_epoch = max(num_train // self.batch_size, 1)
+        """Run the optimization from the current iteration to the end of epoch `num_epochs`
+        (resumes after `load_checkpoint`, mid-epoch too), then put the best parameters seen
+        into `model.params`."""
+        iterations_per_epoch = self._iterations_per_epoch()
         num_iterations = self.num_epochs * iterations_per_epoch
         bar = None
-        for t in range(self.epoch * iterations_per_epoch, num_iterations):
+        for t in range(self._first_iteration(), num_iterations):
             if bar is None and self.verbose and _stdout_is_tty():
-                bar = _progress_bar(iterations_per_epoch, self.epoch + 1, self.num_epochs)
+                bar = _progress_bar(iterations_per_epoch, t % iterations_per_epoch,
+                                    self.epoch + 1, self.num_epochs)
             self._step()
+            self.iteration = t + 1
             if bar is not None:
                 bar.update(1)
             if self.verbose and t % self.print_every == 0:
@@ -176,6 +197,8 @@ class Solver:
                                         for k, v in self.model.params.items()}
                 if epoch_end and self.checkpoint_name is not None:
                     self.save_checkpoint(f"{os.fspath(self.checkpoint_name)}_epoch_{self.epoch}.npz")
+            if self.checkpoint_every is not None and (t + 1) % self.checkpoint_every == 0:
+                self.save_checkpoint(f"{os.fspath(self.checkpoint_name)}_last.npz")
         if bar is not None:
             bar.close()
         # NOTE: the course swaps best_params in unconditionally, emptying the model when val
@@ -196,11 +219,13 @@ class Solver:
         return checkpoint.save_checkpoint(path, arrays, meta)
 
     def load_checkpoint(self, path, restore_rng=True):
-        """Restore params, optimizer configs, epoch, histories and best params/accuracy from a
-        checkpoint (and numpy's global RNG state if `restore_rng`), so `train()` continues
-        from the next epoch. Everything is validated first (the RNG state on a scratch
-        generator); a refusal is a ValueError naming the file and the entry, and leaves the
-        solver, its model and the global RNG exactly as they were."""
+        """Restore params, optimizer configs, epoch and iteration, histories and best
+        params/accuracy from a checkpoint (and, if `restore_rng`, numpy's global RNG and
+        autotensor's global generator), so `train()` continues with the next iteration. A
+        file without an iteration count (written by an earlier version) resumes at its epoch's
+        end. Everything is validated first (the RNG states on scratch generators); a refusal is
+        a ValueError naming the file and the entry, and leaves the solver, its model and the
+        global RNGs exactly as they were."""
         arrays, meta = checkpoint.load_checkpoint(path)
         with checkpoint.naming_errors(path):
             state = checkpoint.unpack_solver(self, arrays, meta)
@@ -211,12 +236,17 @@ class Solver:
         self.optim_configs = state["optim_configs"]
         self.best_params = state["best"]
         self.epoch = meta["epoch"]
+        self.iteration = state["iteration"]
+        if self.iteration is None:                # written before iterations were saved
+            self.iteration = self.epoch * self._iterations_per_epoch()
         self.best_val_acc = meta["best_val_acc"]
         self.loss_history = state["history"]["loss"]
         self.train_acc_history = state["history"]["train_acc"]
         self.val_acc_history = state["history"]["val_acc"]
         if restore_rng:
             np.random.set_state(state["rng"])
+            if state["generator"] is not None:
+                set_rng_state(state["generator"])
 
 
 # ---- helpers -----------------------------------------------------------------------------------
@@ -262,10 +292,10 @@ def _stdout_is_tty():
     return bool(isatty and isatty())
 
 
-def _progress_bar(total, epoch, num_epochs):
+def _progress_bar(total, initial, epoch, num_epochs):
     from tqdm import tqdm
-    return tqdm(total=total, desc=f"epoch {epoch}/{num_epochs}", leave=False, file=sys.stdout,
-                dynamic_ncols=True)
+    return tqdm(total=total, initial=initial, desc=f"epoch {epoch}/{num_epochs}", leave=False,
+                file=sys.stdout, dynamic_ncols=True)
 
 
 def _print(line, bar):

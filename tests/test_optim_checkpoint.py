@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import autotensor as at
-from autotensor import nn, optim
+from autotensor import nn, optim, serialization
 from autotensor.nn import functional as F
 from autotensor.optim import checkpoint
 
@@ -351,6 +351,16 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     assert events[0] == "fsync" and events[1] == ("replace", str(tmp_path))
     assert checkpoint.load_checkpoint(path)[1] == {"v": 3}
     assert zipfile.is_zipfile(path)
+
+
+def test_atomic_writes_and_temp_clean_up_have_one_home_in_the_core():
+    """optim/checkpoint.py uses autotensor.serialization's primitives (shared with at.save),
+    it keeps no copy of its own."""
+    assert checkpoint.atomic_write is serialization.atomic_write
+    assert checkpoint.remove_stale_temps is serialization.remove_stale_temps
+    assert checkpoint.parse_json is serialization.parse_json
+    source = open(checkpoint.__file__).read()
+    assert not any(call in source for call in ("os.replace(", "os.fsync(", "os.kill("))
 
 
 # ---- temporary files of writers that died ------------------------------------------------------
