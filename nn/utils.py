@@ -46,8 +46,9 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     # NOTE: 1e-6 is added to the norm, not compared against (PyTorch's formula): a norm just
     # at max_norm is still scaled, by max_norm / (max_norm + 1e-6).
     scale = np.minimum(max_norm / (total + 1e-6), 1.0)      # np.minimum keeps a nan
-    for g in grads:
-        g *= scale
+    with np.errstate(invalid="ignore"):                    # inf * 0: the documented nan
+        for g in grads:
+            g *= scale
     return Tensor(total)
 
 
