@@ -7,12 +7,13 @@
     loss = F.softmax_cross_entropy(model(x), y)
     loss.backward()
 
-`nn.layers` is the course's modular API (`affine_forward`, `conv_backward_fast`, ...) and
-`nn.models` its networks (`TwoLayerNet`, `FullyConnectedNet`, `ThreeLayerConvNet`). See
-docs/nn.md.
+`nn.utils` holds PyTorch's gradient utilities (`clip_grad_norm_`, `clip_grad_value_`,
+`parameters_to_vector`, `vector_to_parameters`). `nn.layers` is the course's modular API
+(`affine_forward`, `conv_backward_fast`, ...) and `nn.models` its networks (`TwoLayerNet`,
+`FullyConnectedNet`, `ThreeLayerConvNet`). See docs/nn.md.
 """
 
-from . import functional, init, layers, models
+from . import functional, init, layers, models, utils
 from .activation import LeakyReLU, ReLU, Sigmoid, Tanh
 from .conv import Conv2d, MaxPool2d
 from .dropout import Dropout
@@ -22,4 +23,4 @@ from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 
 __all__ = ["Module", "Parameter", "Sequential", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
            "Dropout", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Conv2d", "MaxPool2d", "Flatten",
-           "functional", "init", "layers", "models"]
+           "functional", "init", "layers", "models", "utils"]

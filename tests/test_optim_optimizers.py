@@ -13,6 +13,7 @@ from autotensor import optim
 from autotensor.optim import rules
 
 SHAPES = [(3, 4), (4,)]
+NAN = float("nan")
 
 
 def make_params(dtype=np.float64, seed=0):
@@ -333,3 +334,321 @@ def test_schedule_errors():
         optim.CosineAnnealingLR(opt, T_max=2.5)
     with pytest.raises(ValueError, match="optimizer"):
         optim.ExponentialLR(object(), gamma=0.9)
+
+
+# ---- PyTorch's vocabulary: every option, against the documented equations and torch.optim ------
+# PyTorch's update equations as torch.optim's documentation states them, in numpy: one step for
+# one parameter `p` with gradient `g` and state dict `s`. These are the spec.
+def eq_sgd(p, g, s, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    g = g + weight_decay * p
+    if momentum:
+        s["b"] = g.copy() if "b" not in s else momentum * s["b"] + (1 - dampening) * g
+        g = g + momentum * s["b"] if nesterov else s["b"]
+    return p - lr * g
+
+
+def eq_adam(p, g, s, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+            decoupled=False):
+    b1, b2 = betas
+    if decoupled:
+        p = p * (1 - lr * weight_decay)
+    else:
+        g = g + weight_decay * p
+    s["t"] = s.get("t", 0) + 1
+    s["m"] = b1 * s.get("m", 0) + (1 - b1) * g
+    s["v"] = b2 * s.get("v", 0) + (1 - b2) * g * g
+    v = s["v"]
+    if amsgrad:
+        s["v_max"] = v = np.maximum(s.get("v_max", 0), s["v"])
+    return p - lr * (s["m"] / (1 - b1 ** s["t"])) / (np.sqrt(v / (1 - b2 ** s["t"])) + eps)
+
+
+def eq_adamw(p, g, s, weight_decay=1e-2, **kw):
+    return eq_adam(p, g, s, weight_decay=weight_decay, decoupled=True, **kw)
+
+
+def eq_rmsprop(p, g, s, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+               centered=False):
+    g = g + weight_decay * p
+    s["v"] = alpha * s.get("v", 0) + (1 - alpha) * g * g
+    v = s["v"]
+    if centered:
+        s["g_avg"] = alpha * s.get("g_avg", 0) + (1 - alpha) * g
+        v = v - s["g_avg"] ** 2
+    if momentum:
+        s["b"] = momentum * s.get("b", 0) + g / (np.sqrt(v) + eps)
+        return p - lr * s["b"]
+    return p - lr * g / (np.sqrt(v) + eps)
+
+
+def eq_adagrad(p, g, s, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
+               eps=1e-10):
+    s["t"] = s.get("t", 0) + 1
+    g = g + weight_decay * p
+    clr = lr / (1 + (s["t"] - 1) * lr_decay)
+    s["sum"] = s.get("sum", initial_accumulator_value) + g * g
+    return p - clr * g / (np.sqrt(s["sum"]) + eps)
+
+
+# (id, class name, keyword arguments, the equations): the class and arguments are the same in
+# optim and torch.optim (Adagrad's eps is given: the defaults differ on purpose).
+VOCAB = [
+    ("sgd", "SGD", dict(lr=0.1), eq_sgd),
+    ("sgd-momentum", "SGD", dict(lr=0.1, momentum=0.9), eq_sgd),
+    ("sgd-dampening", "SGD", dict(lr=0.1, momentum=0.9, dampening=0.3), eq_sgd),
+    ("sgd-dampening-wd", "SGD", dict(lr=0.05, momentum=0.5, dampening=0.5, weight_decay=0.1),
+     eq_sgd),
+    ("sgd-nesterov-wd", "SGD", dict(lr=0.1, momentum=0.8, nesterov=True, weight_decay=0.01),
+     eq_sgd),
+    ("adam", "Adam", dict(lr=0.01), eq_adam),
+    ("adam-wd", "Adam", dict(lr=0.01, weight_decay=0.1), eq_adam),
+    ("adam-amsgrad", "Adam", dict(lr=0.01, amsgrad=True), eq_adam),
+    ("adam-amsgrad-wd-betas", "Adam", dict(lr=0.02, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.05,
+                                           amsgrad=True), eq_adam),
+    ("adamw", "AdamW", dict(lr=0.01), eq_adamw),
+    ("adamw-wd", "AdamW", dict(lr=0.01, weight_decay=0.3), eq_adamw),
+    ("adamw-amsgrad", "AdamW", dict(lr=0.01, betas=(0.5, 0.7), amsgrad=True), eq_adamw),
+    ("rmsprop", "RMSprop", dict(lr=0.01), eq_rmsprop),
+    ("rmsprop-alpha-wd", "RMSprop", dict(lr=0.01, alpha=0.9, weight_decay=0.1), eq_rmsprop),
+    ("rmsprop-centered", "RMSprop", dict(lr=0.01, centered=True), eq_rmsprop),
+    ("rmsprop-momentum", "RMSprop", dict(lr=0.01, momentum=0.9), eq_rmsprop),
+    ("rmsprop-centered-momentum", "RMSprop", dict(lr=0.01, alpha=0.8, momentum=0.5,
+                                                  centered=True, eps=1e-6), eq_rmsprop),
+    ("adagrad", "Adagrad", dict(lr=0.1, eps=1e-10), eq_adagrad),
+    ("adagrad-lr-decay-wd", "Adagrad", dict(lr=0.1, lr_decay=0.05, weight_decay=0.1, eps=1e-10),
+     eq_adagrad),
+    ("adagrad-initial-accumulator", "Adagrad", dict(lr=0.1, initial_accumulator_value=0.5,
+                                                    eps=1e-8), eq_adagrad),
+]
+STEPS = 10
+
+
+def run_ours(name, kwargs, steps=STEPS, dtype=np.float64, grad=lambda g: g):
+    params = make_params(dtype)
+    opt = getattr(optim, name)(params, **kwargs)
+    for step in range(steps):
+        for p, g in zip(params, grads_at(step, dtype)):
+            p.grad = grad(g)
+        opt.step()
+    return params, opt
+
+
+@pytest.mark.parametrize("name, kwargs, equations", [v[1:] for v in VOCAB],
+                         ids=[v[0] for v in VOCAB])
+def test_each_option_follows_the_documented_equations(name, kwargs, equations):
+    params, _ = run_ours(name, kwargs)
+    expected, states = [p.data.copy() for p in make_params()], [{} for _ in SHAPES]
+    for step in range(STEPS):
+        expected = [equations(e, g, s, **kwargs)
+                    for e, g, s in zip(expected, grads_at(step), states)]
+    for p, e in zip(params, expected):
+        np.testing.assert_allclose(p.data, e, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name, kwargs", [v[1:3] for v in VOCAB], ids=[v[0] for v in VOCAB])
+def test_each_option_equals_torch_optim(torch, name, kwargs):
+    params, _ = run_ours(name, kwargs)
+    tparams = [torch.tensor(p.data.copy(), requires_grad=True) for p in make_params()]
+    topt = getattr(torch.optim, name)(tparams, **kwargs)
+    for step in range(STEPS):
+        for t, g in zip(tparams, grads_at(step)):
+            t.grad = torch.tensor(g)
+        topt.step()
+    for p, t in zip(params, tparams):
+        np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_defaults_are_pytorchs_except_adagrad_eps(torch):
+    ps = make_params()
+    for name in ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad"):
+        ours = getattr(optim, name)(ps).defaults
+        theirs = getattr(torch.optim, name)([torch.zeros(1, requires_grad=True)]).defaults
+        for key, value in ours.items():
+            expected = 1e-8 if (name, key) == ("Adagrad", "eps") else theirs[key]
+            assert value == expected, (name, key)
+    assert torch.optim.Adagrad([torch.zeros(1)]).defaults["eps"] == 1e-10
+
+
+@pytest.mark.parametrize("name, kwargs", [v[1:3] for v in VOCAB], ids=[v[0] for v in VOCAB])
+def test_each_option_resumes_from_state_dict_exactly(name, kwargs):
+    params, opt = run_ours(name, kwargs, steps=4)
+    twin = make_params()
+    for p, t in zip(params, twin):
+        t.data[...] = p.data
+    opt2 = getattr(optim, name)(twin, **kwargs)
+    opt2.load_state_dict(copy.deepcopy(opt.state_dict()))
+    for step in range(4, 8):
+        for o, ps in ((opt, params), (opt2, twin)):
+            for p, g in zip(ps, grads_at(step)):
+                p.grad = g
+            o.step()
+    for p, t in zip(params, twin):
+        np.testing.assert_array_equal(p.data, t.data)
+
+
+@pytest.mark.parametrize("name, kwargs", [v[1:3] for v in VOCAB], ids=[v[0] for v in VOCAB])
+def test_each_option_keeps_float32_and_updates_in_place(name, kwargs):
+    params = make_params(np.float32)
+    arrays = [p.data for p in params]
+    opt = getattr(optim, name)(params, **kwargs)
+    for step in range(3):
+        for p, g in zip(params, grads_at(step, np.float32)):
+            p.grad = g
+        opt.step()
+    assert all(p.data is a and p.dtype == np.float32 for p, a in zip(params, arrays))
+    assert all(v.dtype == np.float32 for s in opt.state.values() for v in s.values()
+               if isinstance(v, np.ndarray))
+    expected, _ = run_ours(name, kwargs, steps=3)
+    for p, e in zip(params, expected):
+        np.testing.assert_allclose(p.data, e.data, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, kwargs, keys", [
+    ("Adam", {}, ["m", "t", "v"]),
+    ("Adam", {"amsgrad": True}, ["m", "t", "v", "v_max"]),
+    ("RMSprop", {}, ["cache"]),
+    ("RMSprop", {"centered": True, "momentum": 0.9}, ["cache", "grad_avg", "momentum_buffer"]),
+    ("Adagrad", {}, ["cache", "t"]),
+    ("SGD", {"momentum": 0.9, "dampening": 0.1}, ["velocity"]),
+])
+def test_the_state_each_option_keeps(name, kwargs, keys):
+    _, opt = run_ours(name, kwargs, steps=2)
+    assert all(sorted(s) == keys for s in opt.state.values())
+
+
+def test_a_tensor_gradient_steps_like_its_array():
+    """After backward(create_graph=True) a leaf's .grad is a Tensor: step reads its data."""
+    by_array, _ = run_ours("Adam", {"lr": 0.1, "amsgrad": True})
+    by_tensor, _ = run_ours("Adam", {"lr": 0.1, "amsgrad": True}, grad=at.Tensor)
+    for a, b in zip(by_array, by_tensor):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_zero_grad_set_to_none_false_zeros_in_place():
+    params, opt = run_ours("SGD", {"lr": 0.1}, steps=1)
+    grads = [p.grad for p in params]
+    params[1].grad = at.Tensor(np.ones(4))
+    opt.zero_grad(set_to_none=False)
+    assert params[0].grad is grads[0] and not params[0].grad.any()
+    assert isinstance(params[1].grad, np.ndarray) and not params[1].grad.any()
+    opt.zero_grad()
+    assert all(p.grad is None for p in params)
+
+
+def test_step_calls_the_closure_and_returns_its_loss():
+    w = at.Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    opt = optim.SGD([w], lr=0.1)
+
+    def closure():
+        opt.zero_grad()
+        loss = (w * w).sum()
+        loss.backward()
+        return loss
+
+    with at.no_grad():                          # the closure still records (PyTorch's rule)
+        loss = opt.step(closure)
+    assert loss.item() == 5.0
+    np.testing.assert_allclose(w.data, [0.8, -1.6])
+    assert opt.step() is None
+
+
+def test_rmsprop_decay_rate_is_alpha():
+    a = optim.RMSprop(make_params(), decay_rate=0.9)
+    b = optim.RMSprop(make_params(), alpha=0.9)
+    c = optim.RMSprop(make_params(), 1e-2, 0.9)                  # third positional: alpha
+    assert a.param_groups[0]["alpha"] == b.param_groups[0]["alpha"] == 0.9
+    assert c.defaults == b.defaults and "decay_rate" not in a.defaults
+    group = optim.RMSprop([{"params": make_params()[:1], "decay_rate": 0.5}])
+    assert group.param_groups[0]["alpha"] == 0.5
+    with pytest.raises(ValueError, match="not both"):
+        optim.RMSprop(make_params(), alpha=0.9, decay_rate=0.9)
+    with pytest.raises(ValueError, match="not both"):
+        optim.RMSprop([{"params": make_params(), "alpha": 0.9, "decay_rate": 0.9}])
+
+
+def test_rmsprop_centered_clamps_a_rounding_negative_variance():
+    """A constant gradient: v - g_avg**2 is 0 up to rounding; PyTorch can take sqrt(< 0)."""
+    w = at.Tensor(np.zeros(3), requires_grad=True)
+    opt = optim.RMSprop([w], lr=0.01, alpha=0.5, centered=True)
+    for _ in range(200):
+        w.grad = np.full(3, 0.1)
+        opt.step()
+    assert np.all(np.isfinite(w.data))
+
+
+def test_sgd_dampening_leaves_the_first_step_undamped():
+    w = at.Tensor(np.zeros(2), requires_grad=True)
+    opt = optim.SGD([w], lr=1.0, momentum=0.5, dampening=0.5)
+    w.grad = np.ones(2)
+    opt.step()
+    np.testing.assert_array_equal(w.data, [-1.0, -1.0])      # b = g
+    opt.step()
+    np.testing.assert_array_equal(w.data, [-2.0, -2.0])      # b = 0.5 * 1 + 0.5 * 1
+
+
+def test_adamw_decays_the_weights_not_the_gradient():
+    """With a zero gradient Adam's step is 0, so only the decoupled decay moves the weights."""
+    w = at.Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    opt = optim.AdamW([w], lr=0.1, weight_decay=0.5)
+    w.grad = np.zeros(2)
+    opt.step()
+    np.testing.assert_allclose(w.data, [0.95, -1.9], rtol=1e-15)
+    coupled = at.Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    adam = optim.Adam([coupled], lr=0.1, weight_decay=0.5)
+    coupled.grad = np.zeros(2)
+    adam.step()
+    np.testing.assert_allclose(coupled.data, [0.9, -1.9], rtol=1e-6)    # a full Adam step
+
+
+@pytest.mark.parametrize("make, edit, match", [
+    (lambda ps: optim.Adam(ps, amsgrad=True), lambda sd: sd["state"][0].pop("v_max"),
+     r"all of \['m', 'v', 't', 'v_max'\]"),
+    (lambda ps: optim.Adam(ps), lambda sd: sd["param_groups"][0].update(amsgrad=True),
+     r"keeps all of \['m', 'v', 't', 'v_max'\] or none"),
+    (lambda ps: optim.Adam(ps, amsgrad=True),
+     lambda sd: sd["state"][1].update(v_max=-np.ones(4)), "'v_max' of parameter 1 holds neg"),
+    (lambda ps: optim.Adam(ps), lambda sd: sd["param_groups"][0].update(amsgrad="yes"),
+     "'amsgrad' must be True or False"),
+    (lambda ps: optim.RMSprop(ps, centered=True),
+     lambda sd: sd["param_groups"][0].update(centered=False), r"keeps all of \['cache'\]"),
+    (lambda ps: optim.RMSprop(ps), lambda sd: sd["param_groups"][0].update(momentum=1.5),
+     "momentum must be a finite number in"),
+    (lambda ps: optim.Adagrad(ps), lambda sd: sd["state"][0].update(t=-1), "'t' of parameter 0"),
+    (lambda ps: optim.Adagrad(ps), lambda sd: sd["param_groups"][0].update(lr_decay=-1.0),
+     "lr_decay must be a finite number >= 0"),
+    (lambda ps: optim.SGD(ps, momentum=0.9), lambda sd: sd["param_groups"][0].update(
+        dampening=0.5, nesterov=True), "dampening 0"),
+    (lambda ps: optim.AdamW(ps), lambda sd: sd["param_groups"][0].update(initial_lr=NAN),
+     "'initial_lr' must be a finite"),
+], ids=["amsgrad-missing-v-max", "amsgrad-switched-on", "v-max-negative", "amsgrad-string",
+        "centered-switched-off", "rmsprop-momentum", "adagrad-t", "adagrad-lr-decay",
+        "nesterov-dampening", "initial-lr-nan"])
+def test_load_state_dict_checks_the_new_options(make, edit, match):
+    params = make_params()
+    opt = make(params)
+    for p, g in zip(params, grads_at(0)):
+        p.grad = g
+    opt.step()
+    bad = opt.state_dict()
+    edit(bad)
+    before = copy.deepcopy(opt.state_dict())
+    with pytest.raises(ValueError, match=match):
+        opt.load_state_dict(bad)
+    after = opt.state_dict()
+    assert after["param_groups"] == before["param_groups"]
+    for i, s in before["state"].items():
+        for k, v in s.items():
+            np.testing.assert_array_equal(after["state"][i][k], v)
+
+
+def test_a_scheduled_optimizers_state_dict_loads_anywhere():
+    """A scheduler adds 'initial_lr' to the groups (PyTorch's key); loading ignores its
+    absence on either side."""
+    params = make_params()
+    opt = optim.SGD(params, lr=0.1)
+    optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5).step()
+    fresh = optim.SGD(make_params(), lr=0.3)
+    fresh.load_state_dict(opt.state_dict())
+    assert fresh.param_groups[0]["lr"] == 0.05 and fresh.param_groups[0]["initial_lr"] == 0.1
+    opt.load_state_dict(optim.SGD(make_params(), lr=0.2).state_dict())
+    assert opt.param_groups[0]["lr"] == 0.2 and opt.param_groups[0]["initial_lr"] == 0.1
