@@ -47,7 +47,25 @@ class _Guard:
                 if n:
                     _guard_count[id(a)] = n
                 else:
-                    a.flags.writeable = True
+                    _release(a)
+
+
+# id(base) -> views released while that base was still held read-only: numpy refuses to make
+# a view writeable over read-only memory, so they become writeable when the base does.
+_waiting = {}
+
+
+def _release(a):
+    """Make `a` writeable again, or once the guarded array it views is released."""
+    base = a.base
+    while base.__class__ is np.ndarray and id(base) not in _guard_count:
+        base = base.base
+    if base.__class__ is np.ndarray:            # a view of memory another node still holds
+        _waiting.setdefault(id(base), []).append(a)
+        return
+    a.flags.writeable = True
+    for view in _waiting.pop(id(a), ()):
+        _release(view)
 
 
 def guard(fn, datas):
