@@ -303,8 +303,10 @@ def _inplace(t, op, what, *args):
     if recording:
         new = op(ops.clone(t), *args)      # the op may save the old value: give it a copy
     else:
+        hint = getattr(t, "_hint", None)
         with function.no_grad():
             new = op(t, *args)
+        t._hint = hint                     # writing into t is not a use of t under no_grad
     if new.shape != target.shape:
         raise RuntimeError(f"{what}: the result has shape {new.shape}, which does not fit the "
                            f"tensor's shape {target.shape} (in-place ops do not broadcast it)")

@@ -22,7 +22,7 @@ import copy
 
 import numpy as np
 
-from autotensor import Tensor, enable_grad, validate
+from autotensor import Tensor, enable_grad, no_grad, validate
 from autotensor.validate import is_int
 
 from . import rules
@@ -112,7 +112,8 @@ class Optimizer:
                     continue
                 next_w, self.state[p] = self._update(p.data, _grad_of(p),
                                                      self.state.get(p, {}), group)
-                p.data[...] = next_w
+                with no_grad():           # in place, as PyTorch: views and holders see it
+                    p.copy_(next_w)
         return loss
 
     def _update(self, w, g, state, group):

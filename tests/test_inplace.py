@@ -4,6 +4,7 @@ wrong gradient (docs/engine.md, "In-place ops and saved arrays")."""
 from __future__ import annotations
 
 import gc
+import warnings
 
 import numpy as np
 import pytest
@@ -236,3 +237,17 @@ def test_views_of_a_held_leaf_are_released_after_their_base():
     gc.collect()
     x.data[0, 0] = 5.0              # the leaf is the user's again
     assert x.data.flags.writeable
+
+
+def test_an_in_place_update_under_no_grad_is_not_a_use_of_the_leaf():
+    """`w -= lr * w.grad` under no_grad writes into w; it is no reason for a later missing
+    .grad to be blamed on no_grad."""
+    w = at.Tensor(np.ones(3), requires_grad=True)
+    with at.no_grad():
+        w -= 0.1
+    (at.Tensor(np.ones(3), requires_grad=True) * 2).sum().backward()   # does not reach w
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert w.grad is None
+    assert not any("no_grad" in str(c.message) for c in caught)
+    assert any("no recorded op has used it" in str(c.message) for c in caught)

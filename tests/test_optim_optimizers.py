@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import autotensor as at
-from autotensor import optim
+from autotensor import nn, optim
 from autotensor.optim import rules
 
 SHAPES = [(3, 4), (4,)]
@@ -652,3 +652,17 @@ def test_a_scheduled_optimizers_state_dict_loads_anywhere():
     assert fresh.param_groups[0]["lr"] == 0.05 and fresh.param_groups[0]["initial_lr"] == 0.1
     opt.load_state_dict(optim.SGD(make_params(), lr=0.2).state_dict())
     assert opt.param_groups[0]["lr"] == 0.2 and opt.param_groups[0]["initial_lr"] == 0.1
+
+
+def test_step_while_a_retained_graph_holds_the_weights():
+    """A step writes in place like PyTorch's (the graph keeps its hold on the weights), and a
+    later backward through that graph is refused, naming the in-place write."""
+    lin = nn.Linear(3, 1)
+    opt = optim.SGD(lin.parameters(), lr=0.1)
+    loss = (lin(at.Tensor(np.random.default_rng(0).standard_normal((4, 3)))) ** 2).sum()
+    loss.backward(retain_graph=True)
+    before = lin.weight.data.copy()
+    opt.step()
+    np.testing.assert_allclose(lin.weight.data, before - 0.1 * lin.weight.grad)
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        loss.backward()
