@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -29,3 +31,35 @@ def test_layers_quick_run_prints_fused_and_composite_rows():
     for case in ("bn (100, 500) float64 fwd", "bn (50, 32, 32, 32) float64 fwd+bwd"):
         assert case in out
     assert out.count("fused") >= 4 and out.count("composite") >= 4
+
+
+# bench/peers.py's engine labels and the module each needs
+PEERS = {"pytorch": "torch", "jax-eager": "jax", "jax-jit": "jax", "tinygrad": "tinygrad",
+         "mygrad": "mygrad", "autograd": "autograd"}
+
+
+@pytest.mark.slow
+def test_peers_quick_run_checks_the_loss_of_every_installed_peer():
+    proc = subprocess.run([sys.executable, str(BENCH / "peers.py"), "--quick"],
+                          capture_output=True, text=True, timeout=1200)
+    out = proc.stdout
+    installed = [label for label, module in PEERS.items() if importlib.util.find_spec(module)]
+    if not installed:
+        assert proc.returncode == 0, proc.stderr
+        assert "No peer engine installed" in out
+        return
+    assert proc.returncode == 0 and "MISMATCH" not in out, out + proc.stderr
+    status = {}                 # {label: [its status line per dtype]}
+    for line in out.splitlines():
+        if match := re.match(r"  (\S+): (.*)", line):
+            status.setdefault(match[1], []).append(match[2])
+    assert "| float64 (median)" in out and "| float32 (median)" in out
+    assert len(re.findall(r"\| chain \(us/op\) +\| +\d", out)) == 2     # autotensor's times
+    assert all("loss check passed (chain, mlp, convnet)" in s for s in status["autotensor"])
+    assert len(status["autotensor"]) == 2
+    for label in installed:     # a peer that cannot run here (tinygrad without clang) says why
+        assert len(status[label]) == 2 and all(
+            "loss check passed" in s or s.startswith("n/a (") for s in status[label]), status
+    if "pytorch" in installed:
+        assert all("loss check passed (chain, mlp, convnet, hvp)" in s
+                   for s in status["pytorch"]), status["pytorch"]
