@@ -63,3 +63,22 @@ def test_peers_quick_run_checks_the_loss_of_every_installed_peer():
     if "pytorch" in installed:
         assert all("loss check passed (chain, mlp, convnet, hvp)" in s
                    for s in status["pytorch"]), status["pytorch"]
+
+
+def test_peers_prints_mismatch_instead_of_the_time(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(BENCH))
+    peers = importlib.import_module("peers")
+
+    def result(checks):
+        return {"version": "0", "load": 0.0, "checks": {"mlp": checks}, "skipped": {},
+                "times": {"mlp": [0.002, 0.001, 0.003]}, "peak_mib": 1.0}
+    results = {"autotensor": result([2.0, 1.0]), "pytorch": result([2.0 * (1 + 1e-5), 1.0])}
+    assert peers.compare(results, "float32") == {"autotensor": {"mlp": None},
+                                                 "pytorch": {"mlp": None}}
+    verdicts = peers.compare(results, "float64")         # 1e-5 apart: over float64's 1e-6
+    assert verdicts["autotensor"] == {"mlp": None}
+    assert verdicts["pytorch"]["mlp"].startswith("MISMATCH: pytorch float64 mlp")
+    peers.report("float64", results, verdicts, peers.SIZES)
+    mlp_row = next(line for line in capsys.readouterr().out.splitlines() if "mlp (" in line)
+    cells = [c.strip() for c in mlp_row.split("|")[2:4]]
+    assert cells == ["2", "MISMATCH"]          # autotensor's median (ms), and no time for torch
