@@ -10,7 +10,9 @@ Workloads, in float64 and float32 (each engine writes the same math in its own i
   memory  : peak resident memory of 10 convnet steps
 Engines: autotensor, PyTorch (eager), JAX (eager, and with the whole step under jax.jit),
 tinygrad (CPU, no TinyJit), MyGrad, HIPS autograd. A peer that is not installed is reported and
-skipped (`pip install -e ".[bench]"`); one that cannot run a workload shows "n/a" and says why.
+skipped (`pip install -e ".[bench]"`); one that cannot run a workload shows "n/a" and says why
+(a workload whose first calls take over --limit seconds, too). The engines' own spellings of the
+workloads' few calls live in bench/peer_engines.py. Results: docs/performance.md.
 
 How it measures:
 - The parent draws every weight and input once with numpy (float64; workers cast to the dtype)
@@ -27,7 +29,7 @@ How it measures:
 - Memory: right after imports and weight creation the worker reads its resident set size and
   resets the kernel's peak to it (Linux: /proc/self/clear_refs); after the steps, the peak
   (`getrusage` ru_maxrss) minus that baseline. Without the reset: peak minus the peak so far.
-Usage: python bench/peers.py [--quick] [--repeats N] [--dtypes ...] [--engines ...]
+Usage: python bench/peers.py [--quick] [--repeats N] [--dtypes ...] [--engines ...] [--limit S]
 """
 
 from __future__ import annotations
