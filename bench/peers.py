@@ -370,7 +370,8 @@ def main():
     installed = {lb: importlib.util.find_spec(ENGINES[lb].module) is not None
                  for lb in args.engines}
     if not any(ok for lb, ok in installed.items() if lb != "autotensor"):
-        print("No peer engine installed: nothing to compare (pip install -e \".[bench]\").")
+        print("No peer engine installed (or selected): nothing to compare "
+              "(pip install -e \".[bench]\").")
         return 0
     print(f"autotensor against its peers: {time.strftime('%Y-%m-%d %H:%M')}, {args.threads} "
           f"threads each, load average {os.getloadavg()[0]:.2f} at start; "
