@@ -26,6 +26,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/ops_overhead.py
 	$(PY) bench/layers.py
+	$(PY) bench/peers.py     # prints a note and skips when no peer engine is installed
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo_out

@@ -19,17 +19,18 @@ import time
 def timed_blocks(fns, repeats, cycles=3):
     """{name: list of seconds}: blocks of consecutive calls, rotating `cycles` times.
 
+    `repeats` is one count for every name or a {name: count} dict (fewer calls for slow ones).
     The first call of each block is an untimed warm-up. Calls are not interleaved one by one:
     right after a BLAS call or a PyTorch op their idle worker threads spin for ~0.1 s and
     slow whatever runs next. No pause between calls either (as in a training loop): after
     ~0.1 s idle, the first kernels ran on one core here.
     """
+    counts = repeats if isinstance(repeats, dict) else dict.fromkeys(fns, repeats)
     times = {name: [] for name in fns}
-    per_block = max(1, -(-repeats // cycles))
-    for _ in range(cycles if repeats > 1 else 1):
+    for _ in range(cycles if max(counts.values(), default=1) > 1 else 1):
         for name, fn in fns.items():
             fn()
-            for _ in range(per_block):
+            for _ in range(max(1, -(-counts[name] // cycles))):
                 t0 = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - t0)
