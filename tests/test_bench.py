@@ -55,7 +55,7 @@ def test_peers_quick_run_checks_the_loss_of_every_installed_peer():
             status.setdefault(match[1], []).append(match[2])
     assert "| float64 (median)" in out and "| float32 (median)" in out
     assert len(re.findall(r"\| chain \(us/op\) +\| +\d", out)) == 2     # autotensor's times
-    assert all("loss check passed (chain, mlp, convnet)" in s for s in status["autotensor"])
+    assert all("loss check passed (chain, mlp, convnet, hvp)" in s for s in status["autotensor"])
     assert len(status["autotensor"]) == 2
     for label in installed:     # a peer that cannot run here (tinygrad without clang) says why
         assert len(status[label]) == 2 and all(
