@@ -256,10 +256,8 @@ def _pool(x, pool_param):
 
 def _check_conv(owner, x, w, b, conv_param):
     validate.param_dict(owner, "conv_param", conv_param, ("stride", "pad"))
-    conv_output_shape(np.shape(x), np.shape(w), conv_param["stride"], conv_param["pad"])
-    if np.shape(b) != (np.shape(w)[0],):
-        raise ValueError(f"conv: b must have shape ({np.shape(w)[0]},) for w {np.shape(w)}, got "
-                         f"{np.shape(b)}")
+    conv_output_shape(np.shape(x), np.shape(w), conv_param["stride"], conv_param["pad"],
+                      np.shape(b))
 
 
 def _check_pool(owner, x, pool_param):

@@ -25,10 +25,12 @@ __all__ = ["conv_forward_naive", "conv_backward_naive", "max_pool_forward_naive"
 # ---- shapes and checks (shared with the fast versions in layers.py) ----------------------------
 # The checks and sizes are the fused ops' (autotensor.fused.geometry). The course's conv_param and
 # pool_param add one rule: stride, pad and pool sizes are single ints (the loops index with them).
-def conv_output_shape(x_shape, w_shape, stride, pad):
-    """(N, F, H', W') of the convolution of x (N, C, H, W) with w (F, C, HH, WW); ValueError
-    on inconsistent input."""
-    return _conv_shape(x_shape, w_shape, None, stride, pad)
+def conv_output_shape(x_shape, w_shape, stride, pad, b_shape=None):
+    """(N, F, H', W') of the convolution of x (N, C, H, W) with w (F, C, HH, WW) (and a bias
+    of shape b_shape, when given); ValueError on inconsistent input."""
+    _check_ints("conv", stride=stride, pad=pad)
+    stride, pad = check_conv2d(x_shape, w_shape, b_shape, stride, pad, op="conv")
+    return conv2d_output_shape(x_shape, w_shape, stride, pad)
 
 
 def pool_output_shape(x_shape, ph, pw, stride):
@@ -37,12 +39,6 @@ def pool_output_shape(x_shape, ph, pw, stride):
     _check_ints("max pool", pool_height=ph, pool_width=pw, stride=stride)
     kernel, stride = check_pool2d(x_shape, (ph, pw), stride, op="max pool")
     return pool2d_output_shape(x_shape, kernel, stride)
-
-
-def _conv_shape(x_shape, w_shape, b_shape, stride, pad):
-    _check_ints("conv", stride=stride, pad=pad)
-    stride, pad = check_conv2d(x_shape, w_shape, b_shape, stride, pad, op="conv")
-    return conv2d_output_shape(x_shape, w_shape, stride, pad)
 
 
 def _check_ints(op, **values):
@@ -59,7 +55,7 @@ def conv_forward_naive(x, w, b, conv_param):
     """
     param_dict("conv_forward_naive", "conv_param", conv_param, ("stride", "pad"))
     stride, pad = conv_param["stride"], conv_param["pad"]
-    N, F, Ho, Wo = _conv_shape(x.shape, w.shape, np.shape(b), stride, pad)
+    N, F, Ho, Wo = conv_output_shape(x.shape, w.shape, stride, pad, np.shape(b))
     HH, WW = w.shape[2:]
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     out = np.zeros((N, F, Ho, Wo), dtype=np.result_type(x, w, b))
