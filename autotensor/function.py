@@ -254,12 +254,8 @@ def _array_out(fn, out):
 
 
 # ---- helpers for backward rules: the one place a rule meets both arrays and Tensors -------------
-def value(x):
-    """The array of a Tensor (x itself otherwise): for constants a rule derives from saved
-    values (signs, masks, conditions), which carry no gradient."""
-    return x.data if isinstance(x, Tensor) else x
-
-
+# `value(x)` (tensor._data, bound at the bottom): the array of a Tensor, x itself otherwise; for
+# constants a rule derives from saved values (signs, masks, conditions), which carry no gradient.
 def call(op, *args, **params):
     """Use op `op` inside a backward rule: its forward on arrays (an array back, nothing
     recorded), or `op.apply` when an argument is a Tensor (create_graph: recorded)."""
@@ -398,3 +394,4 @@ _PACKAGE_DIRS = _package_dirs()
 # Bound at the bottom to break the import cycles tensor <-> function <-> saved_arrays.
 from . import saved_arrays  # noqa: E402
 from .tensor import Tensor, _wrap  # noqa: E402
+from .tensor import _data as value  # noqa: E402, F401  (see the helpers for backward rules)

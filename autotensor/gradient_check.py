@@ -14,12 +14,12 @@ import numpy as np
 from .autograd import grad
 from .function import enable_grad, no_grad
 from .saved_arrays import writable
-from .tensor import Tensor
+from .tensor import Tensor, _data
 
 
 def _value(out):
     """A function's output as an ndarray copy (it may be a Tensor or a view of x)."""
-    return np.array(out.data if isinstance(out, Tensor) else out, dtype=np.float64)
+    return np.array(_data(out), dtype=np.float64)
 
 
 def _plus_minus(f, x, ix, h):
@@ -82,8 +82,7 @@ def grad_check_sparse(f, x, analytic_grad, num_checks=10, h=1e-5):
 
 def rel_error(x, y):
     """max(|x - y| / max(1e-8, |x| + |y|)): the course's relative error."""
-    x = x.data if isinstance(x, Tensor) else np.asarray(x)
-    y = y.data if isinstance(y, Tensor) else np.asarray(y)
+    x, y = np.asarray(_data(x)), np.asarray(_data(y))
     return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y))))
 
 

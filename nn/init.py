@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from autotensor import Tensor
+from autotensor.tensor import _data
 
 __all__ = ["fans", "gaussian", "kaiming_normal", "kaiming_uniform", "xavier_normal",
            "xavier_uniform", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform",
@@ -35,12 +35,8 @@ def fans(shape):
     raise ValueError(f"fans: need a weight with at least 2 dimensions, got shape {shape}")
 
 
-def _array(t):
-    return t.data if isinstance(t, Tensor) else t
-
-
 def _fill(t, values):
-    _array(t)[...] = values
+    _data(t)[...] = values
     return t
 
 
@@ -63,32 +59,32 @@ def _fan(shape, mode):
 
 def gaussian(t, scale=1e-2, rng=None):
     """scale * N(0, 1): the course's `weight_scale * np.random.randn(*shape)`, same numbers."""
-    shape = _array(t).shape
+    shape = _data(t).shape
     return _fill(t, float(scale) * _normal(shape, rng))
 
 
 def kaiming_normal(t, mode="fan_in", gain=_RELU_GAIN, rng=None):
     """He et al. 2015: N(0, std**2) with std = gain / sqrt(fan); gain sqrt(2) suits ReLU."""
-    shape = _array(t).shape
+    shape = _data(t).shape
     return _fill(t, gain / math.sqrt(_fan(shape, mode)) * _normal(shape, rng))
 
 
 def kaiming_uniform(t, mode="fan_in", gain=_RELU_GAIN, rng=None):
     """He uniform: U(-b, b) with b = gain * sqrt(3 / fan), the same variance as kaiming_normal."""
-    shape = _array(t).shape
+    shape = _data(t).shape
     return _fill(t, _uniform(gain * math.sqrt(3.0 / _fan(shape, mode)), shape, rng))
 
 
 def xavier_normal(t, gain=1.0, rng=None):
     """Glorot & Bengio 2010: N(0, std**2) with std = gain * sqrt(2 / (fan_in + fan_out))."""
-    shape = _array(t).shape
+    shape = _data(t).shape
     fan_in, fan_out = fans(shape)
     return _fill(t, gain * math.sqrt(2.0 / (fan_in + fan_out)) * _normal(shape, rng))
 
 
 def xavier_uniform(t, gain=1.0, rng=None):
     """Glorot uniform: U(-b, b) with b = gain * sqrt(6 / (fan_in + fan_out))."""
-    shape = _array(t).shape
+    shape = _data(t).shape
     fan_in, fan_out = fans(shape)
     return _fill(t, _uniform(gain * math.sqrt(6.0 / (fan_in + fan_out)), shape, rng))
 
