@@ -1,4 +1,4 @@
-"""Fused fast paths with composite twins: conv2d, max_pool2d, batch_norm.
+"""Fused fast paths with composite twins: conv2d, conv_transpose2d, max_pool2d, batch_norm.
 
 Each public function checks its inputs (a ValueError naming the shapes, before any work),
 then runs the fused op (hand-written backward, fast kernels) or, inside
@@ -6,39 +6,142 @@ then runs the fused op (hand-written backward, fast kernels) or, inside
 tape derives. Both are exported (`*_composite`) so they can be compared directly.
 
     >>> out = conv2d(x, w, b, stride=2, pad=1)          # x (N, C, H, W), w (F, C, HH, WW)
+
+Signatures, defaults and semantics are PyTorch's (torch.nn.functional.conv2d, ...); the
+pooling ops with no fast path of their own (avg_pool2d, the adaptive pools) are composites.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import validate
+from .. import ops, validate
 from ..function import fused_enabled
-from ..tensor import _data
+from ..tensor import _data, _tensor
 from . import geometry
+from .avg_pool import adaptive_avg_pool2d as _adaptive_avg_pool2d
+from .avg_pool import avg_pool2d as _avg_pool2d
 from .batchnorm import batch_norm_composite, batch_norm_fused
 from .conv import conv2d_composite, conv2d_fused
-from .pool import max_pool2d_composite, max_pool2d_fused
+from .conv_groups import dilate_kernel, grouped
+from .conv_transpose import conv_transpose2d_composite, conv_transpose2d_fused
+from .pool import adaptive_max_pool2d as _adaptive_max_pool2d
+from .pool import (
+    max_pool2d_composite,
+    max_pool2d_fused,
+    max_pool2d_indices,
+    max_pool2d_padded,
+)
 
 __all__ = ["conv2d", "max_pool2d", "batch_norm", "conv2d_composite", "max_pool2d_composite",
-           "batch_norm_composite"]
+           "batch_norm_composite", "conv_transpose2d", "conv_transpose2d_composite",
+           "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d"]
 
 
-def conv2d(x, w, b=None, stride=1, pad=0):
-    """2-D cross-correlation. x (N, C, H, W), w (F, C, HH, WW), b (F,) or None ->
-    (N, F, Ho, Wo), sizes by `geometry.out_size`. stride/pad: int or (h, w)."""
-    stride, pad = geometry.check_conv2d(np.shape(_data(x)), np.shape(_data(w)),
-                                        None if b is None else np.shape(_data(b)), stride, pad)
-    impl = conv2d_fused if fused_enabled() else conv2d_composite
-    return impl(x, w, b, stride=stride, pad=pad)
+def _batched(x, op):
+    """(x as (N, C, H, W), unbatched): a (C, H, W) input gains a batch axis, as PyTorch's."""
+    x = _tensor(x)
+    if x.ndim == 3:
+        return ops.reshape(x, (1, *x.shape)), True
+    if x.ndim != 4:
+        raise ValueError(f"{op}: input must be (C, H, W) or (N, C, H, W), got shape {x.shape}")
+    return x, False
 
 
-def max_pool2d(x, kernel_size=2, stride=None):
-    """Max pooling without padding. x (N, C, H, W) -> (N, C, Ho, Wo), sizes by
-    `geometry.out_size`. kernel_size/stride: int or (h, w); stride defaults to kernel_size."""
-    kernel, stride = geometry.check_pool2d(np.shape(_data(x)), kernel_size, stride)
-    impl = max_pool2d_fused if fused_enabled() else max_pool2d_composite
-    return impl(x, kernel, stride)
+def _unbatched(out, unbatched):
+    return ops.reshape(out, out.shape[1:]) if unbatched else out
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,  # noqa: A002
+           pad=None):
+    """PyTorch's 2-D cross-correlation. input (N, C, H, W) or (C, H, W), weight
+    (F, C / groups, HH, WW), bias (F,) or None -> (N, F, Ho, Wo). stride, padding, dilation:
+    int or (h, w); padding also 'valid' or 'same'. `pad=` is the course's alias of padding."""
+    if pad is not None:
+        if not (isinstance(padding, int) and padding == 0):
+            raise TypeError("conv2d: pass padding= or its alias pad=, not both")
+        padding = pad
+    x, unbatched = _batched(input, "conv2d")
+    ws = np.shape(_data(weight))
+    stride_hw = geometry.pair(stride, "conv2d: stride", 1)
+    dilation = geometry.pair(dilation, "conv2d: dilation", 1)
+    kernel = ws[2:] if len(ws) == 4 else (1, 1)
+    padding, extra = geometry.conv_padding(padding, kernel, dilation, stride_hw)
+    if extra != (0, 0):          # 'same' with an even dilated kernel: the odd pixel at the end
+        x = ops.pad(x, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
+    stride, padding = geometry.check_conv2d(x.shape, ws, None if bias is None
+                                            else np.shape(_data(bias)), stride_hw, padding,
+                                            dilation=dilation, groups=groups)
+    core = conv2d_fused if fused_enabled() else conv2d_composite
+    out = grouped(core, x, dilate_kernel(weight, dilation), bias, int(groups), stride=stride,
+                  pad=padding)
+    return _unbatched(out, unbatched)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0,  # noqa: A002
+                     output_padding=0, groups=1, dilation=1):
+    """PyTorch's 2-D transposed convolution (conv2d's input gradient). input (N, C, H, W) or
+    (C, H, W), weight (C, F / groups, HH, WW), bias (F,) or None -> (N, F, Ho, Wo) with
+    Ho = (H - 1) * sh - 2 * ph + dh * (HH - 1) + output_padding + 1."""
+    x, unbatched = _batched(input, "conv_transpose2d")
+    geometry.check_conv_transpose2d(x.shape, np.shape(_data(weight)), None if bias is None
+                                    else np.shape(_data(bias)), stride, padding,
+                                    output_padding, dilation, groups)
+    impl = conv_transpose2d_fused if fused_enabled() else conv_transpose2d_composite
+    out = impl(x, weight, bias, stride, padding, output_padding, int(groups), dilation)
+    return _unbatched(out, unbatched)
+
+
+def max_pool2d(input, kernel_size=2, stride=None, padding=0, dilation=1,  # noqa: A002
+               ceil_mode=False, return_indices=False):
+    """PyTorch's max pooling of input (N, C, H, W) or (C, H, W), padded with -inf;
+    kernel_size/stride/padding/dilation: int or (h, w); stride defaults to kernel_size.
+    return_indices=True also returns each maximum's flat index h * W + w (int64 ndarray)."""
+    x, unbatched = _batched(input, "max_pool2d")
+    kernel, stride, pad, dilation = geometry.check_pool2d_padded(
+        x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    out = _unbatched(max_pool2d_padded(x, kernel, stride, pad, dilation, bool(ceil_mode),
+                                       fused_enabled()), unbatched)
+    if not return_indices:
+        return out
+    idx = max_pool2d_indices(x, kernel, stride, pad, dilation, bool(ceil_mode))
+    return out, idx[0] if unbatched else idx
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,  # noqa: A002
+               count_include_pad=True, divisor_override=None):
+    """PyTorch's average pooling of input (N, C, H, W) or (C, H, W), zero-padded;
+    kernel_size/stride/padding: int or (h, w); stride defaults to kernel_size."""
+    x, unbatched = _batched(input, "avg_pool2d")
+    kernel, stride, pad, _ = geometry.check_pool2d_padded(x.shape, kernel_size, stride, padding,
+                                                          1, ceil_mode, op="avg_pool2d")
+    if divisor_override is not None and (not validate.is_int(divisor_override)
+                                         or divisor_override == 0):
+        raise ValueError(f"avg_pool2d: divisor_override must be a non-zero integer, got "
+                         f"{divisor_override!r}")
+    out = _avg_pool2d(x, kernel, stride, pad, bool(ceil_mode), bool(count_include_pad),
+                      divisor_override)
+    return _unbatched(out, unbatched)
+
+
+def adaptive_avg_pool2d(input, output_size):  # noqa: A002
+    """PyTorch's adaptive average pooling of input (N, C, H, W) or (C, H, W) to output_size
+    (an int or an (h, w) pair whose None entries keep the input's size)."""
+    x, unbatched = _batched(input, "adaptive_avg_pool2d")
+    size = geometry.adaptive_output_size(x.shape, output_size, "adaptive_avg_pool2d")
+    return _unbatched(_adaptive_avg_pool2d(x, size), unbatched)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):  # noqa: A002
+    """PyTorch's adaptive max pooling of input (N, C, H, W) or (C, H, W) to output_size;
+    return_indices=True also returns each maximum's flat index h * W + w (int64 ndarray)."""
+    x, unbatched = _batched(input, "adaptive_max_pool2d")
+    size = geometry.adaptive_output_size(x.shape, output_size, "adaptive_max_pool2d")
+    out, idx = _adaptive_max_pool2d(x, size, return_indices=True)
+    out = _unbatched(out, unbatched)
+    if not return_indices:
+        return out
+    return out, idx[0] if unbatched else idx
 
 
 def batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=True,
