@@ -412,3 +412,77 @@ FUSED = [
 ]
 
 ROWS = OPS + NN_FUNCTIONAL + FUSED
+
+
+# ---- convolution and pooling with PyTorch's arguments (issue 12) --------------------------------
+def _as_twin(fn, **kwargs):
+    """fn(*tensors, **kwargs) with every fused op switched to its twin: the composite of a
+    public op whose fused path is picked inside (dilation, groups, pool padding)."""
+    def twin(*tensors):
+        with at.use_fused(False):
+            return fn(*tensors, **kwargs)
+    return twin
+
+
+def conv_torch_row(x, w, stride=1, padding=0, dilation=1, groups=1, bias=True, gradcheck=True):
+    """fused.conv2d with PyTorch's padding ('same'), dilation and groups, beside its twin."""
+    inputs = ((x, A), (w, A), ((w[0],), A)) if bias else ((x, A), (w, A))
+    args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    label = (f"x{_dims(x)} w{_dims(w)} s{_dims(stride)} p{_dims(padding)} d{_dims(dilation)}"
+             f" g{groups}" + ("" if bias else " no-bias"))
+    return Row("fused.conv2d", partial(fused.conv2d, **args), inputs, label, TIGHT,
+               _as_twin(fused.conv2d, **args), gradcheck)
+
+
+def conv_transpose_row(x, w, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
+                       bias=True, gradcheck=True):
+    """fused.conv_transpose2d and conv_transpose2d_composite; w (C, F / groups, HH, WW)."""
+    inputs = ((x, A), (w, A), ((w[1] * groups,), A)) if bias else ((x, A), (w, A))
+    args = dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups,
+                dilation=dilation)
+    label = (f"x{_dims(x)} w{_dims(w)} s{_dims(stride)} p{_dims(padding)} "
+             f"op{_dims(output_padding)} g{groups} d{_dims(dilation)}" + ("" if bias else " nb"))
+    return Row("fused.conv_transpose2d", partial(fused.conv_transpose2d, **args), inputs, label,
+               TIGHT, partial(fused.conv_transpose2d_composite, **args), gradcheck)
+
+
+def pool_torch_row(x, kernel, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """fused.max_pool2d with PyTorch's padding, dilation and ceil_mode, beside its twin."""
+    args = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation,
+                ceil_mode=ceil_mode)
+    label = (f"x{_dims(x)} k{_dims(kernel)} s{_dims(stride)} p{_dims(padding)} "
+             f"d{_dims(dilation)}" + (" ceil" if ceil_mode else ""))
+    return Row("fused.max_pool2d", partial(fused.max_pool2d, **args), ((x, D),), label, TIGHT,
+               _as_twin(fused.max_pool2d, **args))
+
+
+CONV_POOL = [
+    conv_torch_row((2, 3, 6, 7), (4, 3, 3, 2), 1, "same", (2, 1)),        # odd total: extra end
+    conv_torch_row((1, 2, 5, 6), (3, 2, 2, 4), 1, "same", bias=False),    # even kernels
+    conv_torch_row((2, 4, 7, 7), (6, 2, 3, 3), 2, 1, 1, 2),               # groups
+    conv_torch_row((1, 3, 6, 5), (3, 1, 3, 2), 1, (1, 0), 1, 3),          # depthwise
+    conv_torch_row((1, 4, 9, 8), (4, 2, 2, 3), (2, 1), 2, (3, 2), 2, bias=False),
+    conv_torch_row((2, 2, 5, 5), (3, 2, 3, 3), 1, "valid", 2),
+    conv_torch_row((2, 6, 12, 11), (6, 1, 3, 3), 2, 1, 2, 6, gradcheck=False),
+    conv_transpose_row((2, 3, 3, 4), (3, 2, 3, 3)),
+    conv_transpose_row((1, 2, 4, 3), (2, 3, 3, 2), 2, 1, 1),
+    conv_transpose_row((2, 4, 3, 3), (4, 1, 2, 3), (2, 3), (0, 1), (1, 2), 2, bias=False),
+    conv_transpose_row((1, 2, 3, 4), (2, 2, 2, 2), 1, 2, 1, 1, (2, 3)),   # op < dilation
+    conv_transpose_row((1, 3, 5, 4), (3, 1, 3, 3), 3, 4, 2, 3, 2),        # padding > kernel-1
+    conv_transpose_row((2, 6, 6, 5), (6, 2, 4, 3), 2, 1, 1, 3, 2, gradcheck=False),
+    pool_torch_row((2, 2, 7, 6), 3, 2, 1),
+    pool_torch_row((1, 2, 7, 8), (3, 2), 2, (1, 0), (2, 3)),
+    pool_torch_row((2, 1, 6, 7), 2, 2, 1, ceil_mode=True),
+    pool_torch_row((1, 2, 8, 7), 3, 2, 0, 2, ceil_mode=True),
+    Row("F.avg_pool2d", partial(F.avg_pool2d, kernel_size=3, stride=2, padding=1),
+        (((2, 2, 7, 6), A),), "p1", TIGHT),
+    Row("F.avg_pool2d", partial(F.avg_pool2d, kernel_size=(3, 2), stride=2, padding=1,
+                                ceil_mode=True, count_include_pad=False),
+        (((1, 2, 6, 7), A),), "ceil no-pad-count", TIGHT),
+    Row("F.adaptive_avg_pool2d", partial(F.adaptive_avg_pool2d, output_size=(3, 2)),
+        (((2, 2, 7, 5), A),), tol=TIGHT),
+    Row("F.adaptive_max_pool2d", partial(F.adaptive_max_pool2d, output_size=(3, 4)),
+        (((2, 2, 7, 6), D),), tol=TIGHT),
+]
+
+ROWS += CONV_POOL

@@ -15,7 +15,7 @@
 
 from . import functional, init, layers, models, utils
 from .activation import LeakyReLU, ReLU, Sigmoid, Tanh
-from .conv import Conv2d, MaxPool2d
+from .conv import Conv2d
 from .dropout import Dropout
 from .linear import Flatten, Linear
 from .module import Module, Parameter, Sequential
@@ -24,3 +24,9 @@ from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 __all__ = ["Module", "Parameter", "Sequential", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
            "Dropout", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Conv2d", "MaxPool2d", "Flatten",
            "functional", "init", "layers", "models", "utils"]
+
+# ---- convolution and pooling (PyTorch's names) --------------------------------------------------
+from .conv import ConvTranspose2d  # noqa: E402
+from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d  # noqa: E402
+
+__all__ += ["ConvTranspose2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d"]

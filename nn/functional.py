@@ -177,3 +177,15 @@ def layer_norm(x, gamma, beta, eps=1e-5):
     var = at.mean(xc * xc, axes, keepdims=True)
     # NOTE: eps inside the square root, as in the course and PyTorch.
     return xc / at.sqrt(var + float(eps)) * gamma + beta
+
+
+# ---- convolution and pooling: PyTorch's signatures, homed in autotensor.fused ------------------
+# conv2d and max_pool2d are imported above; the rest join them here (see docs/nn.md).
+from autotensor.fused import (  # noqa: E402
+    adaptive_avg_pool2d,
+    adaptive_max_pool2d,
+    avg_pool2d,
+    conv_transpose2d,
+)
+
+__all__ += ["conv_transpose2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d"]

@@ -28,7 +28,6 @@ from .conv_transpose import conv_transpose2d_composite, conv_transpose2d_fused
 from .pool import adaptive_max_pool2d as _adaptive_max_pool2d
 from .pool import (
     max_pool2d_composite,
-    max_pool2d_fused,
     max_pool2d_indices,
     max_pool2d_padded,
 )
