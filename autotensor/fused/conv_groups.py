@@ -5,8 +5,9 @@ Both are reductions to the plain case, so the core's rules serve every order:
   (dw-1 zero columns) between its taps. The zero-stuffed kernel is an `index_put` into zeros,
   so its gradient is the taps of the stuffed kernel's gradient. Cost: the GEMM runs over the
   dilated kernel's dh*(HH-1)+1 x dw*(WW-1)+1 taps.
-- groups: one core call per group on its slice of channels, concatenated on the channel axis
-  (depthwise: one call per channel). Bias is added once, after the concatenation.
+- groups: one plain conv whose kernel is block-diagonal over the channel groups (zeros
+  between the blocks). One fused call whatever the group count, but the GEMM does `groups`
+  times the necessary work (depthwise: C times); a per-group kernel would avoid that.
 See docs/fused_ops.md ("Dilation and groups").
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from ..tensor import _data, _tensor
+from ..tensor import _data
 
 
 def dilate_kernel(w, dilation):
@@ -28,17 +29,18 @@ def dilate_kernel(w, dilation):
                                  slice(None, None, dw)), w)
 
 
-def grouped(core, x, w, b, groups, **geometry):
-    """core(x_g, w_g, None, **geometry) for each group g, concatenated on axis 1, plus b.
+def block_diagonal(w, groups):
+    """w (A, B/groups, HH, WW) as the (A, B, HH, WW) kernel of one plain conv: row a keeps its
+    taps in the channel block of its group a // (A/groups), zeros elsewhere (an index_put)."""
+    a, bg, hh, ww = np.shape(_data(w))
+    rows = np.arange(a)[:, None]
+    cols = (rows // (a // groups)) * bg + np.arange(bg)
+    zeros = np.zeros((a, bg * groups, hh, ww), dtype=_data(w).dtype)
+    return ops.index_put(zeros, (rows, cols), w)
 
-    x (N, C, H, W) and w split into `groups` equal slices along x's axis 1 and w's axis 0:
-    conv2d's w (F, C/groups, ...) and conv_transpose2d's w (C, F/groups, ...) alike.
-    """
-    if groups == 1:
-        return core(x, w, b, **geometry)
-    x = _tensor(x)
-    cg, wg = x.shape[1] // groups, np.shape(_data(w))[0] // groups
-    outs = [core(x[:, i * cg:(i + 1) * cg], w[i * wg:(i + 1) * wg], None, **geometry)
-            for i in range(groups)]
-    out = ops.concatenate(outs, axis=1)
-    return out if b is None else out + ops.reshape(b, (1, -1, 1, 1))
+
+def grouped(core, x, w, b, groups, **geometry):
+    """core(x, block_diagonal(w), b, **geometry): conv2d's w (F, C/groups, ...) and
+    conv_transpose2d's w (C, F/groups, ...) alike. One fused call (the output stays the fused
+    node, bias included), at `groups` times the plain GEMM's work."""
+    return core(x, w if groups == 1 else block_diagonal(w, groups), b, **geometry)
