@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from autotensor import random, validate
+from autotensor import validate
 from autotensor.fused import geometry
 
 from . import functional as F
@@ -20,7 +20,8 @@ class _ConvNd(Module):
 
     Init as PyTorch's default: weight kaiming_uniform(a=sqrt(5)), i.e. U(-1/sqrt(fan_in),
     1/sqrt(fan_in)), bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)), with fan_in = weight.shape[1] *
-    kh * kw, drawn from `rng` or else autotensor's global generator (at.manual_seed).
+    kh * kw, drawn from `rng` or else numpy's global RNG, as every module's init (at.manual_seed
+    seeds it; so does the course's np.random.seed).
     """
 
     def __init__(self, op, in_channels, out_channels, kernel_size, stride, padding, dilation,
@@ -42,12 +43,13 @@ class _ConvNd(Module):
             raise NotImplementedError(f"{op}: padding_mode={padding_mode!r} is not implemented "
                                       "(only 'zeros')")
         self.padding_mode = padding_mode
-        gen = rng if rng is not None else random.default_generator
         self.weight = Parameter(np.empty(weight_shape(self.groups), dtype=dtype))
-        init.kaiming_uniform(self.weight, gain=math.sqrt(1.0 / 3.0), rng=gen)
-        bound = 1.0 / math.sqrt(init.fans(self.weight.shape)[0])
-        self.bias = (Parameter(gen.uniform(-bound, bound, self.out_channels).astype(dtype))
-                     if bias else None)
+        init.kaiming_uniform(self.weight, gain=math.sqrt(1.0 / 3.0), rng=rng)
+        self.bias = None
+        if bias:
+            bound = 1.0 / math.sqrt(init.fans(self.weight.shape)[0])
+            draw = np.random.uniform if rng is None else rng.uniform
+            self.bias = Parameter(draw(-bound, bound, self.out_channels).astype(dtype))
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

@@ -229,7 +229,7 @@ def test_modules_match_torch(torch, make, xs, unbatched):
 
 @pytest.mark.parametrize("cls,args,shape", [(nn.Conv2d, (4, 6, (3, 2)), (6, 2, 3, 2)),
                                             (nn.ConvTranspose2d, (4, 6, (3, 2)), (4, 3, 3, 2))])
-def test_conv_init_is_torch_default_from_the_global_generator(cls, args, shape):
+def test_conv_init_is_torch_default_and_seeded_by_manual_seed(cls, args, shape):
     at.manual_seed(0)
     m = cls(*args, groups=2)
     assert m.weight.shape == shape and m.bias.shape == (6,)

@@ -56,16 +56,17 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     """PyTorch's 2-D cross-correlation. input (N, C, H, W) or (C, H, W), weight
     (F, C / groups, HH, WW), bias (F,) or None -> (N, F, Ho, Wo). stride, padding, dilation:
     int or (h, w); padding also 'valid' or 'same'. `pad=` is the course's alias of padding."""
+    name = "padding"
     if pad is not None:
         if not (isinstance(padding, int) and padding == 0):
             raise TypeError("conv2d: pass padding= or its alias pad=, not both")
-        padding = pad
+        padding, name = pad, "pad"
     x, unbatched = _batched(input, "conv2d")
     ws = np.shape(_data(weight))
     stride_hw = geometry.pair(stride, "conv2d: stride", 1)
     dilation = geometry.pair(dilation, "conv2d: dilation", 1)
     kernel = ws[2:] if len(ws) == 4 else (1, 1)
-    padding, extra = geometry.conv_padding(padding, kernel, dilation, stride_hw)
+    padding, extra = geometry.conv_padding(padding, kernel, dilation, stride_hw, name=name)
     if extra != (0, 0):          # 'same' with an even dilated kernel: the odd pixel at the end
         x = ops.pad(x, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
     stride, padding = geometry.check_conv2d(x.shape, ws, None if bias is None

@@ -110,7 +110,7 @@ def pool2d_args(kernel_size, stride, op="max_pool2d"):
     return kernel, kernel if stride is None else pair(stride, f"{op}: stride", 1)
 
 
-def conv_padding(padding, kernel, dilation, stride, op="conv2d"):
+def conv_padding(padding, kernel, dilation, stride, op="conv2d", name="padding"):
     """(pad, extra): PyTorch's `padding` (an int, a pair, 'valid' or 'same') as a symmetric
     (h, w) pad plus an (h, w) extra on the bottom/right only. 'same' keeps the input size
     (stride 1 only); an odd total d * (k - 1) puts its extra pixel at the end, as PyTorch."""
@@ -124,7 +124,7 @@ def conv_padding(padding, kernel, dilation, stride, op="conv2d"):
             raise ValueError(f"{op}: padding='same' needs stride=1, got stride={stride}")
         total = [d * (k - 1) for k, d in zip(kernel, dilation)]
         return tuple(t // 2 for t in total), tuple(t % 2 for t in total)
-    return pair(padding, f"{op}: padding", 0), (0, 0)
+    return pair(padding, f"{op}: {name}", 0), (0, 0)
 
 
 def check_groups(in_channels, out_channels, groups, op="conv2d"):
@@ -221,7 +221,7 @@ def check_pool2d_padded(x_shape, kernel_size, stride, padding, dilation=1, ceil_
     out = pool2d_output_shape(xs, kernel, stride, pad, dilation, ceil_mode)
     if min(out[2:]) < 1:
         raise ValueError(f"{op}: kernel {kernel} (dilation {dilation}) is larger than the "
-                         f"padded input (x of shape {xs}, padding {pad}): output {out[2:]}")
+                         f"input {xs[2:]} padded by {pad} (x of shape {xs})")
     return kernel, stride, pad, dilation
 
 
