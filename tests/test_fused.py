@@ -350,7 +350,7 @@ def test_pooled_buffers_are_reused_only_when_free():
 X, Wt = np.zeros((2, 3, 8, 8)), np.zeros((4, 3, 3, 3))
 BAD = [
     (lambda: fused.conv2d(X, np.zeros((4, 2, 3, 3))), r"C=3 channels.*expects C=2"),
-    (lambda: fused.conv2d(X[0], Wt), r"x must be \(N, C, H, W\)"),
+    (lambda: fused.conv2d(X[0, 0], Wt), r"input must be \(C, H, W\) or \(N, C, H, W\)"),
     (lambda: fused.conv2d(X, Wt[0]), r"w \(F, C, HH, WW\)"),
     (lambda: fused.conv2d(X, np.zeros((4, 3, 9, 3))), "larger than the padded input"),
     (lambda: fused.conv2d(X, np.zeros((4, 3, 11, 3)), pad=1), r"padded input \(10, 10\)"),
@@ -362,7 +362,7 @@ BAD = [
     (lambda: fused.conv2d(X, Wt, stride=True), "stride must be an int or a pair"),
     (lambda: fused.conv2d(X, Wt, np.zeros(3)), r"b must have shape \(4,\)"),
     (lambda: fused.max_pool2d(X, 9), "larger than the input"),
-    (lambda: fused.max_pool2d(X[0]), r"x must be \(N, C, H, W\)"),
+    (lambda: fused.max_pool2d(X[0, 0]), r"input must be \(C, H, W\) or \(N, C, H, W\)"),
     (lambda: fused.max_pool2d(X, 0), "kernel_size must be >= 1"),
     (lambda: fused.max_pool2d(X, 2, stride=0), "stride must be >= 1"),
     (lambda: fused.batch_norm(np.zeros((4, 3, 2)), np.ones(3), np.zeros(3)), "x must be"),
