@@ -24,3 +24,19 @@ from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 __all__ = ["Module", "Parameter", "Sequential", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
            "Dropout", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Conv2d", "MaxPool2d", "Flatten",
            "functional", "init", "layers", "models", "utils"]
+
+# ---- losses (nn/loss.py) ----
+from .loss import (  # noqa: E402 (one block of its own, merged mechanically)
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
+
+__all__ += ["CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss",
+            "BCELoss", "BCEWithLogitsLoss", "KLDivLoss"]
