@@ -22,6 +22,9 @@ from autotensor.ops.elementwise import Clip, Log, Log1p
 from autotensor.tensor import Tensor, _data, _tensor
 
 REDUCTIONS = ("mean", "sum", "none")
+# NOTE: PyTorch's binary cross-entropy gradient floors x (1 - x) at 1e-12 rounded to float32
+# (its constant is a C float), so this is that float32 number, not the double 1e-12.
+BCE_EPS = float(np.float32(1e-12))
 
 
 # ---- shared argument handling --------------------------------------------------------------------
@@ -268,7 +271,7 @@ class BinaryCrossEntropy(Function):
 
     def backward(self, g):
         x, t = self.saved
-        gx = g * (x - t) / call(Clip, x * (1 - x), lo=1e-12)
+        gx = g * (x - t) / call(Clip, x * (1 - x), lo=BCE_EPS)
         with np.errstate(divide="ignore"):
             return gx, g * (call(Log1p, -x) - call(Log, x))
 
@@ -327,6 +330,8 @@ def kl_div(input, target, *, reduction="mean", log_target=False):  # noqa: A002
     "mean" divides by the number of elements, as torch (which warns about it, as here)."""
     fn = "kl_div"
     _reduction(fn, reduction, REDUCTIONS + ("batchmean",))
+    if not isinstance(log_target, (bool, np.bool_)):
+        raise ValueError(f"{fn}: log_target must be a bool, got {log_target!r}")
     x, t = _pair_silent(fn, input, target)
     if log_target:
         loss = at.exp(t) * (t - x)
