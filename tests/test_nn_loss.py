@@ -131,6 +131,17 @@ def test_cross_entropy_is_stable_for_huge_scores(torch):
     assert np.isfinite(out.item())
 
 
+def test_integer_tensor_targets_and_empty_batches(torch):
+    x, y, _ = class_case((4, 3))
+    for fn in (F.cross_entropy, F.nll_loss):
+        assert fn(at.Tensor(x), at.Tensor(y)).item() == fn(at.Tensor(x), y).item()
+    # An empty batch: a nan mean and an empty gradient, as torch.
+    for target in (np.zeros(0, int), np.zeros((0, 3))):
+        out = both(torch, F.cross_entropy, torch.nn.functional.cross_entropy,
+                   [np.zeros((0, 3)), target], grad=[True, False])
+        assert np.isnan(out.item())
+
+
 # ---- regression losses ---------------------------------------------------------------------------
 REGRESSION = [
     ("mse_loss", {}), ("l1_loss", {}), ("smooth_l1_loss", {}), ("smooth_l1_loss", {"beta": 0.4}),
