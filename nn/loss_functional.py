@@ -126,7 +126,7 @@ def _class_target(fn, x, target, ignore_index):
 
 def _nll(fn, logp, target, weight, ignore_index, reduction):
     """nll_loss on log-probabilities `logp`; also returns what cross_entropy's label smoothing
-    reuses: (loss, keep mask, class weights or None, each entry's target weight, class dim)."""
+    reuses: (loss, (keep mask, class weights or None, each entry's target weight, class dim))."""
     t, keep, cdim = _class_target(fn, logp, target, ignore_index)
     w = _constant(fn, "weight", weight, logp.dtype, (logp.shape[cdim],))
     safe = np.where(keep, t, 0)            # ignored entries pick class 0, then weigh 0

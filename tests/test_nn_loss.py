@@ -354,6 +354,24 @@ def test_loss_modules_keep_weights_as_buffers_and_check_arguments_at_constructio
         nn.MSELoss(None, None, "sum")        # torch's deprecated positional slots: refused
 
 
+
+@pytest.mark.parametrize("name, kwargs, kind", MODULES, ids=[m[0] for m in MODULES])
+def test_loss_modules_pass_gradcheck(name, kwargs, kind):
+    # Runs without torch; every loss module of nn.__all__ is covered (the module meta-test in
+    # tests/test_nn_module.py leaves the losses, which take a target, to this one).
+    assert {n for n in nn.__all__ if n.endswith("Loss")} == {m[0] for m in MODULES}
+    r = np.random.default_rng(3)
+    x = r.uniform(0.05, 0.95, (5, 4)) if kind == "prob" else r.standard_normal((5, 4))
+    t = {"class": np.array([0, 3, 1, 1, 2]), "probs": r.dirichlet(np.ones(4), 5)}.get(
+        kind, r.uniform(0.1, 0.9, (5, 4)))
+    m = getattr(nn, name)(**kwargs)
+    inputs = [at.Tensor(x, requires_grad=True)]
+    if t.dtype.kind == "f":
+        inputs.append(at.Tensor(t, requires_grad=True))
+        assert at.gradcheck(lambda a, b: m(a, b), inputs)
+    else:
+        assert at.gradcheck(lambda a: m(a, t), inputs)
+
 # ---- bad arguments ------------------------------------------------------------------------------
 X = at.Tensor(rng.standard_normal((3, 4)))
 BAD = [
