@@ -486,3 +486,63 @@ CONV_POOL = [
 ]
 
 ROWS += CONV_POOL
+
+# ---- nn losses (nn/loss_functional.py): PyTorch's F.* losses ----------------------------------
+CLASS_W = np.array([0.5, 2.0, 1.0, 1.5], np.float32)             # one weight per class of 4
+LABELS_KD = np.array([[0, 3, 1], [2, 2, 0]])                     # targets of (2, 4, 3) scores
+LABELS_IGNORED = np.array([0, -100, 1, 3, -100])
+LABELS_I2 = np.array([0, 2, 1, 3, 2])                            # ignore_index=2 drops two
+
+LOSS_ROWS = [
+    Row("F.cross_entropy", partial(F.cross_entropy, target=LABELS), (((5, 4), A),), tol=TIGHT),
+    Row("F.cross_entropy", partial(F.cross_entropy, target=LABELS, weight=CLASS_W,
+                                   label_smoothing=0.2), (((5, 4), A),), "weight-smoothing",
+        TIGHT),
+    Row("F.cross_entropy", partial(F.cross_entropy, target=LABELS_I2, ignore_index=2,
+                                   weight=CLASS_W, reduction="sum", label_smoothing=0.1),
+        (((5, 4), A),), "ignore-sum", TIGHT),
+    Row("F.cross_entropy", partial(F.cross_entropy, target=LABELS_KD, reduction="none"),
+        (((2, 4, 3), A),), "kdim-none", TIGHT),
+    Row("F.cross_entropy", partial(F.cross_entropy, target=np.array(2)), (((4,), A),),
+        "unbatched", TIGHT),
+    Row("F.cross_entropy", lambda x, p: F.cross_entropy(x, p, weight=CLASS_W,
+                                                        label_smoothing=0.1),
+        (((3, 4), A), ((3, 4), P)), "probabilities", TIGHT),
+    Row("F.cross_entropy", lambda x, p: F.cross_entropy(x, p, reduction="none"),
+        (((2, 4, 3), A), ((2, 4, 3), P)), "probabilities-kdim", TIGHT),
+    Row("F.nll_loss", partial(F.nll_loss, target=LABELS_IGNORED, weight=CLASS_W),
+        (((5, 4), A),), tol=TIGHT),
+    Row("F.nll_loss", partial(F.nll_loss, target=LABELS_KD, reduction="none"),
+        (((2, 4, 3), A),), "kdim-none", TIGHT),
+    Row("F.mse_loss", F.mse_loss, (((3, 4), A), ((3, 4), A)), tol=TIGHT),
+    Row("F.mse_loss", partial(F.mse_loss, reduction="none"), (((3, 4), A), ((3, 4), A)), "none",
+        TIGHT),
+    Row("F.l1_loss", F.l1_loss, (((3, 4), K), ((3, 4), A)), tol=TIGHT),
+    Row("F.l1_loss", lambda x: F.l1_loss(x, np.zeros((3, 4), np.float32), reduction="sum"),
+        (((3, 4), K),), "sum", TIGHT),
+    Row("F.smooth_l1_loss", partial(F.smooth_l1_loss, beta=0.5), (((3, 4), A), ((3, 4), A)),
+        tol=TIGHT),
+    Row("F.smooth_l1_loss", lambda x: F.smooth_l1_loss(x, np.zeros((3, 4), np.float32),
+                                                       reduction="none", beta=1.2),
+        (((3, 4), K),), "none", TIGHT),
+    Row("F.huber_loss", partial(F.huber_loss, delta=1.5), (((3, 4), A), ((3, 4), A)), tol=TIGHT),
+    Row("F.huber_loss", lambda x: F.huber_loss(x, np.zeros((3, 4), np.float32), "sum", 0.6),
+        (((3, 4), K),), "sum", TIGHT),
+    Row("F.binary_cross_entropy",
+        lambda x, t: F.binary_cross_entropy(x.sigmoid(), t.sigmoid(), weight=CLASS_W),
+        (((3, 4), A), ((3, 4), A)), tol=TIGHT),
+    Row("F.binary_cross_entropy",
+        lambda x, t: F.binary_cross_entropy(x.sigmoid(), t.sigmoid(), reduction="none"),
+        (((2, 3), A), ((2, 3), A)), "none", TIGHT),
+    Row("F.binary_cross_entropy_with_logits", F.binary_cross_entropy_with_logits,
+        (((3, 4), A), ((3, 4), A)), tol=TIGHT),
+    Row("F.binary_cross_entropy_with_logits",
+        partial(F.binary_cross_entropy_with_logits, weight=CLASS_W[::-1].copy(),
+                pos_weight=CLASS_W, reduction="sum"),
+        (((2, 3, 4), A), ((2, 3, 4), A)), "pos_weight", TIGHT),
+    Row("F.kl_div", partial(F.kl_div, reduction="batchmean"), (((3, 4), A), ((3, 4), P)),
+        tol=TIGHT),
+    Row("F.kl_div", partial(F.kl_div, reduction="none", log_target=True),
+        (((3, 4), A), ((3, 4), A)), "log-target", TIGHT),
+]
+ROWS += LOSS_ROWS

@@ -30,3 +30,19 @@ from .conv import ConvTranspose2d  # noqa: E402
 from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d  # noqa: E402
 
 __all__ += ["ConvTranspose2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d"]
+
+# ---- losses (nn/loss.py) ----
+from .loss import (  # noqa: E402 (one block of its own, merged mechanically)
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
+
+__all__ += ["CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss",
+            "BCELoss", "BCEWithLogitsLoss", "KLDivLoss"]

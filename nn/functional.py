@@ -19,6 +19,22 @@ from autotensor.tensor import _data, _tensor
 __all__ = ["affine", "relu", "leaky_relu", "sigmoid", "tanh", "dropout", "softmax_cross_entropy",
            "svm_loss", "layer_norm", "batch_norm", "conv2d", "max_pool2d"]
 
+# ---- PyTorch's losses (nn/loss_functional.py) ----
+from .loss_functional import (  # noqa: E402 (after __all__: one block, merged mechanically)
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    huber_loss,
+    kl_div,
+    l1_loss,
+    mse_loss,
+    nll_loss,
+    smooth_l1_loss,
+)
+
+__all__ += ["cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss",
+            "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div"]
+
 
 # ---- linear and activations --------------------------------------------------------------------
 def affine(x, w, b=None):
