@@ -24,3 +24,10 @@ from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 __all__ = ["Module", "Parameter", "Sequential", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
            "Dropout", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Conv2d", "MaxPool2d", "Flatten",
            "functional", "init", "layers", "models", "utils"]
+
+# ---- embeddings and recurrent layers (issue 12) ----
+from .embedding import Embedding  # noqa: E402
+from .rnn import GRU, LSTM, RNN  # noqa: E402
+from .rnn_cells import GRUCell, LSTMCell, RNNCell  # noqa: E402
+
+__all__ += ["Embedding", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]

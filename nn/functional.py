@@ -177,3 +177,9 @@ def layer_norm(x, gamma, beta, eps=1e-5):
     var = at.mean(xc * xc, axes, keepdims=True)
     # NOTE: eps inside the square root, as in the course and PyTorch.
     return xc / at.sqrt(var + float(eps)) * gamma + beta
+
+
+# ---- embeddings (issue 12): F.embedding lives beside nn.Embedding ------------------------------
+from .embedding import embedding  # noqa: E402
+
+__all__ += ["embedding"]
