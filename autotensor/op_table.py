@@ -546,3 +546,18 @@ LOSS_ROWS = [
         (((3, 4), A), ((3, 4), A)), "log-target", TIGHT),
 ]
 ROWS += LOSS_ROWS
+
+# ---- F.embedding (issue 12, recurrent layers) ----------------------------------------------------
+EMB_IDX = np.array([[1, 4, 1], [0, 4, 2]])     # repeated rows: their gradients must accumulate
+EMB_KEEP = np.array([[1], [1], [1], [1], [0]], np.float32)
+EMBEDDING_ROWS = [
+    Row("F.embedding", lambda w: F.embedding(EMB_IDX, w), (((5, 3), A),), "repeated", TIGHT),
+    # padding_idx passes its row's value but no gradient (PyTorch's rule, not the derivative):
+    # the row is zeroed first so that the numerical gradient agrees. tests/test_nn_recurrent.py
+    # checks the rule itself against torch.
+    Row("F.embedding", lambda w: F.embedding(EMB_IDX, w * EMB_KEEP, padding_idx=4),
+        (((5, 3), A),), "padding", TIGHT),
+    Row("F.embedding", lambda w: F.embedding(at.tensor(3), w) * w[3], (((4, 2), A),),
+        "0d-index-tensor", TIGHT),
+]
+ROWS += EMBEDDING_ROWS

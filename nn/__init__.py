@@ -46,3 +46,10 @@ from .loss import (  # noqa: E402 (one block of its own, merged mechanically)
 
 __all__ += ["CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss",
             "BCELoss", "BCEWithLogitsLoss", "KLDivLoss"]
+
+# ---- embeddings and recurrent layers (issue 12) ----
+from .embedding import Embedding  # noqa: E402
+from .rnn import GRU, LSTM, RNN  # noqa: E402
+from .rnn_cells import GRUCell, LSTMCell, RNNCell  # noqa: E402
+
+__all__ += ["Embedding", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]

@@ -205,3 +205,8 @@ from autotensor.fused import (  # noqa: E402
 )
 
 __all__ += ["conv_transpose2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d"]
+
+# ---- embeddings (issue 12): F.embedding lives beside nn.Embedding ------------------------------
+from .embedding import embedding  # noqa: E402
+
+__all__ += ["embedding"]

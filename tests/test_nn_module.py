@@ -253,6 +253,42 @@ MODULE_ROWS = {  # name -> (module factory, input factory)
 }
 
 
+# ---- embeddings and recurrent layers (issue 12); tests/test_nn_recurrent.py compares with torch
+class _Lookup(nn.Module):
+    """Embedding rows (a repeated index among them) scaled by the float input x (3, 3)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(4, 3)
+
+    def forward(self, x):
+        return self.emb(np.array([1, 3, 1])) * x
+
+
+class _Flat(nn.Module):
+    """nn.LSTM's (output, (h_n, c_n)) as the flat tuple gradcheck takes."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(2, 3, num_layers=2, bidirectional=True)
+
+    def forward(self, x):
+        out, (h, c) = self.lstm(x)
+        return out, h, c
+
+
+MODULE_ROWS.update({
+    "Embedding": (_Lookup, lambda r: r.standard_normal((3, 3))),
+    "RNN": (lambda: nn.RNN(2, 3, num_layers=2, batch_first=True),
+            lambda r: r.standard_normal((2, 3, 2))),
+    "LSTM": (_Flat, lambda r: r.standard_normal((3, 2, 2))),
+    "GRU": (lambda: nn.GRU(2, 3, bidirectional=True), lambda r: r.standard_normal((3, 2))),
+    "RNNCell": (lambda: nn.RNNCell(2, 3, nonlinearity="tanh"), lambda r: r.standard_normal((4, 2))),
+    "LSTMCell": (lambda: nn.LSTMCell(2, 3), lambda r: r.standard_normal((4, 2))),
+    "GRUCell": (lambda: nn.GRUCell(2, 3), lambda r: r.standard_normal(2)),
+})
+
+
 @pytest.mark.parametrize("name", sorted(MODULE_ROWS))
 def test_module_gradcheck(name):
     make, build = MODULE_ROWS[name]
