@@ -24,3 +24,8 @@ from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 __all__ = ["Module", "Parameter", "Sequential", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
            "Dropout", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Conv2d", "MaxPool2d", "Flatten",
            "functional", "init", "layers", "models", "utils"]
+
+# ---- normalisation (issue 12) ----
+from .normalization import GroupNorm  # noqa: E402
+
+__all__ += ["GroupNorm"]
