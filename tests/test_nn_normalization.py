@@ -12,6 +12,7 @@ from autotensor import nn
 from autotensor.gradient_check import eval_numerical_gradient_array, rel_error
 from autotensor.nn import functional as F
 from autotensor.nn import layers as L
+from autotensor.nn.models import FullyConnectedNet
 
 TOL = 1e-10
 
@@ -317,3 +318,35 @@ def test_spatial_groupnorm_equals_torch_group_norm(torch):
 def test_bad_arguments_are_refused(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# ---- the course completed: FullyConnectedNet's older spellings -----------------------------------
+def _fc(**kw):
+    np.random.seed(0)
+    return FullyConnectedNet([5, 4], input_dim=6, num_classes=3, dtype=np.float64, seed=1, **kw)
+
+
+def test_fully_connected_net_accepts_the_older_spellings():
+    x, y = np.random.default_rng(0).standard_normal((4, 6)), np.array([0, 2, 1, 1])
+    pairs = [({"dropout": 0.6, "use_batchnorm": True},            # 2018-2019 / 2016-2017
+              {"dropout_keep_ratio": 0.6, "normalization": "batchnorm"}),
+             ({"dropout": 0}, {}),                                 # 2016-2017's "no dropout"
+             ({"dropout": 1, "use_batchnorm": False}, {})]         # 2018-2019's "no dropout"
+    for old, new in pairs:
+        a, b = _fc(**old), _fc(**new)
+        assert (a.use_dropout, a.normalization) == (b.use_dropout, b.normalization)
+        assert a.dropout_param == b.dropout_param
+        loss_a, grads_a = a.loss(x, y)
+        loss_b, grads_b = b.loss(x, y)
+        assert loss_a == loss_b and grads_a.keys() == grads_b.keys()
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"dropout": 0.5, "dropout_keep_ratio": 0.5}, "dropout_keep_ratio or the older dropout"),
+    ({"use_batchnorm": True, "normalization": "layernorm"}, "normalization or the older"),
+    ({"dropout": 1.5}, r"dropout must be a finite number in \[0, 1\]"),
+    ({"use_batchnorm": "yes"}, "use_batchnorm must be True or False"),
+])
+def test_fully_connected_net_refuses_both_spellings(kw, match):
+    with pytest.raises(ValueError, match=match):
+        _fc(**kw)
