@@ -561,3 +561,20 @@ EMBEDDING_ROWS = [
         "0d-index-tensor", TIGHT),
 ]
 ROWS += EMBEDDING_ROWS
+
+# ---- normalisation, PyTorch's forms (issue 12) ---------------------------------------------------
+NORM_ROWS = [
+    Row("F.layer_norm", lambda x, w, b: F.layer_norm(x, (6,), w, b),
+        (((4, 6), A), ((6,), A), ((6,), A)), "torch", TIGHT),
+    Row("F.layer_norm", lambda x, w, b: F.layer_norm(x, (2, 3), w, b, eps=1e-3),
+        (((2, 2, 2, 3), A), ((2, 3), A), ((2, 3), A)), "torch-2d", TIGHT),
+    Row("F.layer_norm", lambda x: F.layer_norm(x, 5), (((3, 5), A),), "torch-no-affine", TIGHT),
+    Row("F.group_norm", lambda x, w, b: F.group_norm(x, 2, w, b),
+        (((2, 4, 3, 2), A), ((4,), A), ((4,), A)), tol=TIGHT),
+    Row("F.group_norm", lambda x: F.group_norm(x, 3, eps=1e-3), (((2, 6, 5), A),),
+        "no-affine", TIGHT),
+    Row("F.group_norm", lambda x, w: F.group_norm(x, 1, w), (((3, 2), A), ((2,), A)),
+        "one-group", TIGHT),
+]
+
+ROWS += NORM_ROWS

@@ -53,3 +53,8 @@ from .rnn import GRU, LSTM, RNN  # noqa: E402
 from .rnn_cells import GRUCell, LSTMCell, RNNCell  # noqa: E402
 
 __all__ += ["Embedding", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
+
+# ---- normalisation (issue 12) ----
+from .normalization import GroupNorm  # noqa: E402
+
+__all__ += ["GroupNorm"]

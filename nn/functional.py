@@ -173,13 +173,72 @@ def svm_loss(scores, y):
 
 
 # ---- normalisation -----------------------------------------------------------------------------
-def layer_norm(x, gamma, beta, eps=1e-5):
-    """Normalise each sample over its trailing features, then scale and shift.
+__all__ += ["group_norm"]
 
-    x (N, D) with gamma, beta (D,) as the course uses it; in general the statistics are taken
-    over the last gamma.ndim axes of x. Same in training and evaluation.
+
+def normalized_shape_of(owner, shape):
+    """`shape` (an int or a tuple/list of ints >= 1) as a tuple; a ValueError otherwise."""
+    if validate.is_int(shape):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)) or not shape:
+        raise ValueError(f"{owner}: normalized_shape must be an int or a non-empty tuple of "
+                         f"ints, got {shape!r}")
+    return tuple(validate.size(owner, f"normalized_shape[{i}]", n) for i, n in enumerate(shape))
+
+
+def _is_shape(v):
+    """True for what PyTorch takes as a normalized_shape: an int, a tuple/list of ints."""
+    return validate.is_int(v) or (isinstance(v, (tuple, list)) and len(v) > 0
+                                  and all(validate.is_int(n) for n in v))
+
+
+def _standardize(x, axes, eps):
+    """(x - mean) / sqrt(var + eps) over `axes`, the biased variance (as PyTorch and the course)."""
+    mu = at.mean(x, axes, keepdims=True)
+    xc = x - mu
+    var = at.mean(xc * xc, axes, keepdims=True)
+    # NOTE: eps inside the square root, as in the course and PyTorch.
+    return xc / at.sqrt(var + float(eps))
+
+
+def layer_norm(input, normalized_shape=None, weight=None, bias=None, eps=1e-5, *,  # noqa: A002
+               gamma=None, beta=None):
+    """Normalise each sample over its trailing axes, then scale and shift.
+
+    PyTorch's form `layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5)`:
+    statistics over the last len(normalized_shape) axes, which must equal normalized_shape;
+    weight and bias, when given, have that shape. The course's form
+    `layer_norm(x, gamma, beta, eps=1e-5)` (DESIGN.md) is told apart by its second argument
+    being an array or Tensor, not an int or a tuple/list of ints: the statistics are then taken
+    over the last gamma.ndim axes, x needs a leading batch axis and beta is required.
     """
+    if gamma is not None or not _is_shape(normalized_shape):
+        # The course's positional layer_norm(x, gamma, beta, eps) lands in these slots.
+        return _layer_norm_course(input, normalized_shape if gamma is None else gamma,
+                                  weight if beta is None else beta,
+                                  eps if bias is None else bias)
+    shape = normalized_shape_of("layer_norm", normalized_shape)
     validate.number("layer_norm", "eps", eps, "> 0")
+    x = _tensor(input)
+    k = len(shape)
+    if x.ndim < k or tuple(x.shape[x.ndim - k:]) != shape:
+        raise ValueError(f"layer_norm: normalized_shape {shape} must equal the last {k} "
+                         f"dimension(s) of input {x.shape}")
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and np.shape(_data(p)) != shape:
+            raise ValueError(f"layer_norm: {name} must have shape normalized_shape {shape}, "
+                             f"got {np.shape(_data(p))}")
+    out = _standardize(x, tuple(range(x.ndim - k, x.ndim)), eps)
+    out = out if weight is None else out * weight
+    return out if bias is None else out + bias
+
+
+def _layer_norm_course(x, gamma, beta, eps):
+    """layer_norm(x, gamma, beta, eps=1e-5): the course's form (positional or by keyword)."""
+    validate.number("layer_norm", "eps", eps, "> 0")
+    if gamma is None or beta is None:
+        raise ValueError("layer_norm: needs normalized_shape (PyTorch's form) or gamma and "
+                         "beta (the course's form)")
     x, gamma = _tensor(x), _tensor(gamma)
     k = gamma.ndim
     if k == 0 or x.ndim <= k or x.shape[x.ndim - k:] != gamma.shape:
@@ -187,12 +246,30 @@ def layer_norm(x, gamma, beta, eps=1e-5):
                          f"of x {x.shape} (x needs a leading batch axis)")
     if np.shape(_data(beta)) != gamma.shape:
         raise ValueError(f"layer_norm: beta must have gamma's shape {gamma.shape}")
-    axes = tuple(range(x.ndim - k, x.ndim))
-    mu = at.mean(x, axes, keepdims=True)
-    xc = x - mu
-    var = at.mean(xc * xc, axes, keepdims=True)
-    # NOTE: eps inside the square root, as in the course and PyTorch.
-    return xc / at.sqrt(var + float(eps)) * gamma + beta
+    return _standardize(x, tuple(range(x.ndim - k, x.ndim)), eps) * gamma + beta
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):  # noqa: A002
+    """Group norm of input (N, C, *): each sample's channels split into num_groups groups of
+    C / num_groups, each normalised over its channels and positions; then per-channel weight
+    and bias (C,) when given. Same in training and evaluation."""
+    x = _tensor(input)
+    g = validate.size("group_norm", "num_groups", num_groups)
+    validate.number("group_norm", "eps", eps, "> 0")
+    if x.ndim < 2 or x.shape[1] % g:
+        raise ValueError(f"group_norm: input must be (N, C, *) with C divisible by num_groups "
+                         f"{g}, got shape {x.shape}")
+    c = x.shape[1]
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and np.shape(_data(p)) != (c,):
+            raise ValueError(f"group_norm: {name} must have shape ({c},) for input {x.shape}, "
+                             f"got {np.shape(_data(p))}")
+    grouped = at.reshape(x, (x.shape[0], g, -1))
+    out = at.reshape(_standardize(grouped, (2,), eps), x.shape)
+    per_channel = (1, c) + (1,) * (x.ndim - 2)
+    if weight is not None:
+        out = out * at.reshape(weight, per_channel)
+    return out if bias is None else out + at.reshape(bias, per_channel)
 
 
 # ---- convolution and pooling: PyTorch's signatures, homed in autotensor.fused ------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from autotensor import Tensor, enable_grad, use_fused, validate
+from autotensor import reshape as at_reshape
 
 from . import functional as F
 from .layers_naive import (
@@ -35,7 +36,8 @@ __all__ = [
     "affine_forward", "affine_backward", "relu_forward", "relu_backward",
     "affine_relu_forward", "affine_relu_backward", "softmax_loss", "svm_loss",
     "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt",
-    "layernorm_forward", "layernorm_backward", "dropout_forward", "dropout_backward",
+    "layernorm_forward", "layernorm_backward", "spatial_groupnorm_forward",
+    "spatial_groupnorm_backward", "dropout_forward", "dropout_backward",
     "conv_forward_naive", "conv_backward_naive", "max_pool_forward_naive",
     "max_pool_backward_naive", "conv_forward_fast", "conv_backward_fast",
     "max_pool_forward_fast", "max_pool_backward_fast", "spatial_batchnorm_forward",
@@ -220,6 +222,35 @@ def layernorm_forward(x, gamma, beta, ln_param):
 
 def layernorm_backward(dout, cache):
     """Returns (dx, dgamma, dbeta)."""
+    return cache.backward(dout)
+
+
+def spatial_groupnorm_forward(x, gamma, beta, G, gn_param):
+    """Group norm of x (N, C, H, W): each sample's C channels in G groups of C / G, each
+    normalised over its channels and positions, then per-channel gamma and beta, shaped
+    (1, C, 1, 1) as the course has them ((C,) works too). gn_param: optional 'eps' (1e-5).
+    The same in train and test mode. Returns (out, cache)."""
+    owner = "spatial_groupnorm_forward"
+    validate.param_dict(owner, "gn_param", gn_param)
+    eps = validate.number(owner, "gn_param['eps']", gn_param.get("eps", 1e-5), "> 0")
+    G = validate.size(owner, "G", G)
+    if np.ndim(x) != 4 or np.shape(x)[1] % G:
+        raise ValueError(f"{owner}: x must be (N, C, H, W) with C divisible by G={G}, got "
+                         f"{np.shape(x)}")
+    c = np.shape(x)[1]
+    for name, p in (("gamma", gamma), ("beta", beta)):
+        if np.shape(p) not in ((1, c, 1, 1), (c,)):
+            raise ValueError(f"{owner}: {name} must have shape (1, {c}, 1, 1), got "
+                             f"{np.shape(p)}")
+
+    def gn(x, gamma, beta):
+        return F.group_norm(x, G, at_reshape(gamma, (c,)), at_reshape(beta, (c,)), eps)
+
+    return _record(gn, x, gamma, beta)
+
+
+def spatial_groupnorm_backward(dout, cache):
+    """Returns (dx, dgamma, dbeta), dgamma and dbeta shaped like gamma and beta."""
     return cache.backward(dout)
 
 

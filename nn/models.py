@@ -120,19 +120,55 @@ class TwoLayerNet:
         return _finish(scores, y, p, ("W1", "W2"), self.reg)
 
 
+def _legacy_spellings(owner, keep, normalization, dropout, use_batchnorm):
+    """(dropout_keep_ratio, normalization) from today's names or the course's older ones.
+
+    `dropout=` is what the 2016-2019 course models passed on as `dropout_param['p']`, which
+    this package's `dropout_forward` reads as the KEEP probability (the course's meaning from
+    2018 on, when 1 meant no dropout). 0 also means no dropout: the 2016-2017 default, when a
+    keep probability of 0 made no sense anyway. (2016-2017 read 'p' as the DROP probability:
+    such code's dropout=q is dropout=1 - q here.) `use_batchnorm=True` is
+    normalization='batchnorm'. A name and its older spelling both given (today's counted as
+    given when it differs from its default) is a ValueError.
+    """
+    if dropout is not None:
+        if keep != 1:
+            raise ValueError(f"{owner}: give dropout_keep_ratio or the older dropout, not both "
+                             f"(got dropout_keep_ratio={keep!r}, dropout={dropout!r})")
+        validate.number(owner, "dropout", dropout, "in [0, 1]", "the keep probability; 0 or 1: "
+                        "no dropout")
+        keep = 1 if dropout == 0 else dropout
+    if use_batchnorm is not None:
+        if normalization is not None:
+            raise ValueError(f"{owner}: give normalization or the older use_batchnorm, not both "
+                             f"(got normalization={normalization!r}, "
+                             f"use_batchnorm={use_batchnorm!r})")
+        if not isinstance(use_batchnorm, (bool, np.bool_)):
+            raise ValueError(f"{owner}: use_batchnorm must be True or False, got "
+                             f"{use_batchnorm!r}")
+        normalization = "batchnorm" if use_batchnorm else None
+    return keep, normalization
+
+
 class FullyConnectedNet(_BatchNormBuffers):
     """{affine - [batch/layer norm] - relu - [dropout]} x (L - 1) - affine - softmax.
 
     hidden_dims: list of hidden sizes; dropout_keep_ratio: the KEEP probability (1 means no
-    dropout); normalization: None, 'batchnorm' or 'layernorm'; seed: when given, every dropout
+    dropout); normalization: None, 'batchnorm' or 'layernorm'. The course's older spellings are
+    accepted by keyword instead: `dropout` (2016-2019) = the keep probability, with 0 and 1 both
+    meaning no dropout, and `use_batchnorm` (2016-2017) = True for 'batchnorm' (see
+    `_legacy_spellings`). seed: when given, every dropout
     layer reseeds numpy's global RNG with it, as the course does, so the masks repeat on every
     call (for gradient checks) and later global draws are the course's too. params are cast to
     `dtype`, and so is X in `loss`, so a float32 model computes in float32 throughout.
     """
 
     def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10, dropout_keep_ratio=1,
-                 normalization=None, reg=0.0, weight_scale=1e-2, dtype=np.float32, seed=None):
+                 normalization=None, reg=0.0, weight_scale=1e-2, dtype=np.float32, seed=None, *,
+                 dropout=None, use_batchnorm=None):
         owner = "FullyConnectedNet"
+        dropout_keep_ratio, normalization = _legacy_spellings(
+            owner, dropout_keep_ratio, normalization, dropout, use_batchnorm)
         validate.choice(owner, "normalization", normalization, (None, "batchnorm", "layernorm"))
         validate.number(owner, "dropout_keep_ratio", dropout_keep_ratio, "in (0, 1]")
         validate.seed(owner, "seed", seed)

@@ -1,10 +1,13 @@
-"""Batch-norm state: the normalisation modules and the course's `bn_param` dicts.
+"""Normalisation: the modules with PyTorch's semantics, and the course's `bn_param` dicts.
 
-Modules: `BatchNorm1d`, `BatchNorm2d` (fused fast path) and `LayerNorm`. Batch norm keeps
-running statistics as buffers (saved in state_dict, not trained), starting at mean 0 and
-variance 1, and updates them in training with the course's convention
-`running = momentum * running + (1 - momentum) * batch` (momentum 0.9, biased batch variance).
-Evaluation mode normalises with the running statistics.
+Modules (PyTorch's names, arguments, parameters and buffers, so state_dicts carry over):
+`BatchNorm1d`, `BatchNorm2d` (the fused batch-norm op underneath), `LayerNorm`, `GroupNorm`.
+Batch norm keeps PyTorch's running statistics: buffers `running_mean` (zeros), `running_var`
+(ones) and `num_batches_tracked`, updated in training as
+`running = (1 - momentum) * running + momentum * batch` (momentum 0.1) with the UNBIASED
+batch variance; `momentum=None` keeps a cumulative average instead. The course's convention
+(momentum 0.9 on the old value, biased variance, zeros to start) stays in `F.batch_norm`,
+`nn.layers` and `nn.models`; docs/nn.md sets the two side by side.
 
 The course's `bn_param` dicts (nn.layers' batch norms, nn.models' `bn_params` lists) are read,
 switched between modes and named in checkpoints by the helpers at the end of this file, and
@@ -17,67 +20,152 @@ from typing import NamedTuple
 
 import numpy as np
 
-from autotensor import validate
+from autotensor import ops, validate
+from autotensor.tensor import _tensor
 
 from . import functional as F
 from .module import Module, Parameter
 
 
 class _BatchNorm(Module):
-    ndim = None           # the input rank the subclass accepts
+    ranks = ()            # the input ranks the subclass accepts
+    shapes = ""           # ... as the error message names them
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.9, dtype=np.float64):
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, dtype=np.float64):
         super().__init__()
         name = type(self).__name__
         self.num_features = validate.size(name, "num_features", num_features)
         self.eps = float(validate.number(name, "eps", eps, "> 0"))
-        self.momentum = validate.number(name, "momentum", momentum, "in [0, 1]")
-        self.gamma = Parameter(np.ones(self.num_features, dtype=dtype))
-        self.beta = Parameter(np.zeros(self.num_features, dtype=dtype))
-        self.register_buffer("running_mean", np.zeros(self.num_features, dtype=dtype))
-        self.register_buffer("running_var", np.ones(self.num_features, dtype=dtype))
+        if momentum is not None:
+            validate.number(name, "momentum", momentum, "in [0, 1]")
+        self.momentum = momentum
+        self.affine = _flag(name, "affine", affine)
+        self.track_running_stats = _flag(name, "track_running_stats", track_running_stats)
+        c = self.num_features
+        self.register_parameter("weight", Parameter(np.ones(c, dtype)) if self.affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(c, dtype)) if self.affine else None)
+        tracked = self.track_running_stats
+        self.register_buffer("running_mean", np.zeros(c, dtype=dtype) if tracked else None)
+        self.register_buffer("running_var", np.ones(c, dtype=dtype) if tracked else None)
+        self.register_buffer("num_batches_tracked", np.array(0, np.int64) if tracked else None)
 
     def forward(self, x):
-        if x.ndim != self.ndim or x.shape[1] != self.num_features:
-            want = "(N, C, H, W)" if self.ndim == 4 else "(N, D)"
+        x = _tensor(x)
+        shape = tuple(x.shape)
+        if len(shape) not in self.ranks or shape[1] != self.num_features:
             raise ValueError(f"{type(self).__name__}({self.num_features}): expected input "
-                             f"{want} with {self.num_features} features on axis 1, got "
-                             f"{x.shape}")
-        return F.batch_norm(x, self.gamma, self.beta, self.running_mean, self.running_var,
-                            training=self.training, momentum=self.momentum, eps=self.eps)
+                             f"{self.shapes} with {self.num_features} features on axis 1, got "
+                             f"{shape}")
+        if len(shape) == 3:           # (N, C, L): the fused op's spatial form, (N, C, L, 1)
+            return ops.reshape(self._normalize(ops.reshape(x, shape + (1,))), shape)
+        return self._normalize(x)
+
+    def _normalize(self, x):
+        """Batch norm of x (N, C) or (N, C, H, W), updating the buffers as PyTorch does."""
+        c = self.num_features
+        dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
+        weight = self.weight if self.affine else np.ones(c, dtype=dtype)
+        bias = self.bias if self.affine else np.zeros(c, dtype=dtype)
+        if not self.training and self.running_mean is not None:
+            return F.batch_norm(x, weight, bias, self.running_mean, self.running_var,
+                                training=False, eps=self.eps)
+        count = int(np.prod(x.shape)) // c              # values per channel in this batch
+        if count < 2:
+            raise ValueError(f"{type(self).__name__}: expected more than 1 value per channel "
+                             f"when training, got input of shape {tuple(x.shape)}")
+        if self.running_mean is None:     # track_running_stats=False: batch statistics only
+            return F.batch_norm(x, weight, bias, training=True, eps=self.eps)
+        # NOTE: momentum 0 in the course's convention makes the fused op hand back the batch
+        # mean and the BIASED batch variance in these arrays; PyTorch's update follows.
+        mean, var = np.zeros(c), np.zeros(c)
+        out = F.batch_norm(x, weight, bias, mean, var, training=True, momentum=0.0,
+                           eps=self.eps)
+        self.num_batches_tracked[...] += 1
+        m = (1.0 / float(self.num_batches_tracked) if self.momentum is None
+             else float(self.momentum))
+        self.running_mean[...] = (1.0 - m) * self.running_mean + m * mean
+        self.running_var[...] = (1.0 - m) * self.running_var + m * var * (count / (count - 1))
+        return out
 
     def extra_repr(self):
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
-    """Batch norm over (N, D): per-feature statistics over the batch."""
+    """Batch norm over (N, C) or (N, C, L): per-channel statistics over N (and L)."""
 
-    ndim = 2
+    ranks, shapes = (2, 3), "(N, C) or (N, C, L)"
 
 
 class BatchNorm2d(_BatchNorm):
     """Spatial batch norm over (N, C, H, W): per-channel statistics over N, H and W."""
 
-    ndim = 4
+    ranks, shapes = (4,), "(N, C, H, W)"
 
 
 class LayerNorm(Module):
-    """Normalise each sample over its last axis (num_features wide); the same in train and eval."""
+    """Normalise each sample over its trailing `normalized_shape` axes; same in train and eval.
 
-    def __init__(self, num_features, eps=1e-5, dtype=np.float64):
+    normalized_shape: an int or a tuple of ints, the last dimensions of the input. Parameters
+    `weight` (ones) and `bias` (zeros) of that shape, unless elementwise_affine=False (neither)
+    or bias=False (no bias).
+    """
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
+                 dtype=np.float64):
         super().__init__()
-        self.num_features = validate.size("LayerNorm", "num_features", num_features)
+        self.normalized_shape = F.normalized_shape_of("LayerNorm", normalized_shape)
         self.eps = float(validate.number("LayerNorm", "eps", eps, "> 0"))
-        self.gamma = Parameter(np.ones(self.num_features, dtype=dtype))
-        self.beta = Parameter(np.zeros(self.num_features, dtype=dtype))
+        self.elementwise_affine = _flag("LayerNorm", "elementwise_affine", elementwise_affine)
+        with_bias = _flag("LayerNorm", "bias", bias)
+        shape = self.normalized_shape
+        affine = self.elementwise_affine
+        self.register_parameter("weight", Parameter(np.ones(shape, dtype)) if affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(shape, dtype))
+                                if affine and with_bias else None)
 
     def forward(self, x):
-        return F.layer_norm(x, self.gamma, self.beta, self.eps)
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
-        return f"{self.num_features}, eps={self.eps}"
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
 
+
+class GroupNorm(Module):
+    """Split the channels of (N, C, *) into num_groups groups; normalise each sample's group.
+
+    Parameters `weight` (ones) and `bias` (zeros) of shape (num_channels,) unless affine=False.
+    Same in train and eval.
+    """
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=np.float64):
+        super().__init__()
+        self.num_groups = validate.size("GroupNorm", "num_groups", num_groups)
+        self.num_channels = validate.size("GroupNorm", "num_channels", num_channels)
+        if self.num_channels % self.num_groups:
+            raise ValueError(f"GroupNorm: num_channels ({self.num_channels}) must be divisible "
+                             f"by num_groups ({self.num_groups})")
+        self.eps = float(validate.number("GroupNorm", "eps", eps, "> 0"))
+        self.affine = _flag("GroupNorm", "affine", affine)
+        c = self.num_channels
+        self.register_parameter("weight", Parameter(np.ones(c, dtype)) if self.affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(c, dtype)) if self.affine else None)
+
+    def forward(self, x):
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+def _flag(owner, name, value):
+    """A bool argument (numpy bools too); anything else is refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{owner}: {name} must be True or False, got {value!r}")
+    return bool(value)
 
 # ---- the course's bn_param dict ----------------------------------------------------------------
 class BatchNormParam(NamedTuple):

@@ -457,7 +457,7 @@ ROWS = [
     row("batchnorm-momentum-string", lambda: nn.BatchNorm1d(3, momentum="0.9"),
         "BatchNorm1d: momentum must be a finite number in [0, 1], got the string \"0.9\""),
     row("layernorm-bool", lambda: nn.LayerNorm(False),
-        "LayerNorm: num_features must be an integer >= 1, got False"),
+        "LayerNorm: normalized_shape must be an int or a non-empty tuple of ints, got False"),
     row("layernorm-eps-negative", lambda: nn.LayerNorm(4, eps=-1e-5),
         "LayerNorm: eps must be a finite number > 0, got -1e-05"),
     row("dropout-p-2", lambda: nn.Dropout(2),

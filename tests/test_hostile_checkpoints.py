@@ -422,7 +422,7 @@ def test_bad_course_checkpoint_changes_nothing(saved, tmp_path, edit, match):
 
 def _rename_module_buffer(a, m):
     a["buffers/bn.evil"] = a.pop("buffers/bn.running_var")
-    m["buffer_names"] = ["bn.running_mean", "bn.evil"]
+    m["buffer_names"] = ["bn.running_mean", "bn.evil", "bn.num_batches_tracked"]
 
 
 MODULE_ROWS = [
@@ -458,7 +458,8 @@ def test_module_model_buffers_go_through_the_checked_path():
     model = optim.ModuleModel(BNNet(), F.softmax_cross_entropy)
     before = fingerprint(model.module.state_dict())
     with pytest.raises(ValueError, match="'bn.running_var' has dtype <U1"):
-        model.load_buffers({"bn.running_mean": np.ones(5), "bn.running_var": np.array(["x"] * 5)})
+        model.load_buffers({"bn.running_mean": np.ones(5), "bn.running_var": np.array(["x"] * 5),
+                            "bn.num_batches_tracked": np.array(0)})
     with pytest.raises(ValueError, match="'fc2.bias' has dtype <U1"):
         model.params = {**{k: v + 1 for k, v in model.params.items()},
                         "fc2.bias": np.array(["x"] * 3)}
@@ -502,15 +503,15 @@ STATE_DICT_ROWS = [
     ("late-float-into-int", _entry("steps", np.array(1.5)), "'steps' has dtype float64"),
     ("complex", _entry("bn.running_var", np.ones(2, complex)),
      "'bn.running_var' has dtype complex128"),
-    ("object", _entry("bn.gamma", np.array([None, None])), "'bn.gamma' has dtype object"),
-    ("none", _entry("bn.beta", None), "'bn.beta' has shape"),
-    ("dict-value", _entry("bn.beta", {"a": 1}), "'bn.beta' has shape"),
+    ("object", _entry("bn.weight", np.array([None, None])), "'bn.weight' has dtype object"),
+    ("none", _entry("bn.bias", None), "'bn.bias' has shape"),
+    ("dict-value", _entry("bn.bias", {"a": 1}), "'bn.bias' has shape"),
     ("ragged", _entry("fc.weight", [[1.0, 2.0], [3.0]]), "'fc.weight' is not an array"),
     ("strings-list", _entry("fc.bias", ["1", "2"]), "'fc.bias' has dtype <U1"),
     ("datetime", _entry("fc.bias", np.zeros(2, "M8[s]")), "'fc.bias' has dtype datetime64"),
     ("late-shape", _entry("bn.running_mean", np.zeros(3)), r"'bn.running_mean' has shape \(2,\)"),
     ("tensor-shape", _entry("fc.bias", at.Tensor(np.zeros(3))), r"'fc.bias' has shape \(2,\)"),
-    ("missing", lambda sd: sd.pop("bn.gamma"), r"missing keys \['bn.gamma'\]"),
+    ("missing", lambda sd: sd.pop("bn.weight"), r"missing keys \['bn.weight'\]"),
     ("unexpected", _entry("evil", np.zeros(1)), r"unexpected keys \['evil'\]"),
 ]
 
@@ -540,10 +541,10 @@ def test_valid_casts_still_load():
     state = net.state_dict()
     state["fc.weight"] = np.ones((3, 2), np.int64)
     state["fc.bias"] = np.array([True, False])
-    state["bn.gamma"] = np.full(2, 0.5)
+    state["bn.weight"] = np.full(2, 0.5)
     net.load_state_dict(state)
     assert net.fc.weight.dtype == np.float32 and net.fc.bias.data.tolist() == [1.0, 0.0]
-    assert net.bn.gamma.data.tolist() == [0.5, 0.5]
+    assert net.bn.weight.data.tolist() == [0.5, 0.5]
 
 
 # ---- rows: optimizer state_dict -----------------------------------------------------------------

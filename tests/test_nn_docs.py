@@ -17,7 +17,7 @@ def test_nn_guide_examples_run(capsys):
     printed = capsys.readouterr().out
     # The numbers the guide quotes in comments are the ones the code prints.
     assert "2.3004790897684924" in printed and "7.052114776533016" in printed
-    assert "['features.0.weight', 'features.0.bias', 'features.1.gamma', 'features.1.beta']" \
+    assert "['features.0.weight', 'features.0.bias', 'features.1.weight', 'features.1.bias']" \
         in printed
     assert ("['features.0', 'features.1', 'features.2', 'features.3', 'head.0', 'head.1', "
             "'head.2']") in printed

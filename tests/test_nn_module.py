@@ -46,9 +46,9 @@ def _net():
 # ---- registration and traversal ----------------------------------------------------------------
 def test_named_parameters_are_dotted_and_in_assignment_order():
     names = [n for n, _ in _net().named_parameters()]
-    assert names == ["scale", "layers.0.weight", "layers.0.bias", "layers.1.gamma",
-                     "layers.1.beta", "layers.2.fc.weight", "layers.2.fc.bias",
-                     "layers.2.norm.gamma", "layers.2.norm.beta", "head.weight", "head.bias"]
+    assert names == ["scale", "layers.0.weight", "layers.0.bias", "layers.1.weight",
+                     "layers.1.bias", "layers.2.fc.weight", "layers.2.fc.bias",
+                     "layers.2.norm.weight", "layers.2.norm.bias", "head.weight", "head.bias"]
     assert all(isinstance(p, nn.Parameter) for p in _net().parameters())
 
 
@@ -57,7 +57,8 @@ def test_named_modules_and_buffers():
     assert [n for n, _ in net.named_modules()] == [
         "", "layers", "layers.0", "layers.1", "layers.2", "layers.2.fc", "layers.2.norm", "head"]
     assert [n for n, _ in net.named_buffers()] == ["steps", "layers.1.running_mean",
-                                                   "layers.1.running_var"]
+                                                   "layers.1.running_var",
+                                                   "layers.1.num_batches_tracked"]
     assert [n for n, _ in net.named_children()] == ["layers", "head"]
 
 
@@ -236,6 +237,9 @@ MODULE_ROWS = {  # name -> (module factory, input factory)
     "BatchNorm1d_eval": (lambda: nn.BatchNorm1d(3).eval(), lambda r: r.standard_normal((6, 3))),
     "BatchNorm2d": (lambda: nn.BatchNorm2d(2), lambda r: r.standard_normal((2, 2, 3, 3))),
     "LayerNorm": (lambda: nn.LayerNorm(5), lambda r: r.standard_normal((3, 5))),
+    "LayerNorm_2d": (lambda: nn.LayerNorm((2, 3)), lambda r: r.standard_normal((3, 2, 3))),
+    "GroupNorm": (lambda: nn.GroupNorm(2, 4), lambda r: r.standard_normal((2, 4, 3))),
+    "BatchNorm1d_3d": (lambda: nn.BatchNorm1d(2), lambda r: r.standard_normal((3, 2, 4))),
     "Conv2d": (lambda: nn.Conv2d(2, 3, (3, 2), stride=2, padding=1, rng=_rng()),
                lambda r: r.standard_normal((2, 2, 5, 4))),
     "MaxPool2d": (lambda: nn.MaxPool2d(2), lambda r: r.permutation(32).reshape(2, 1, 4, 4) / 10),
@@ -339,12 +343,14 @@ def test_float32_modules_stay_float32():
                       nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 3), nn.LayerNorm(3))
     m.astype(np.float32)
     assert all(p.dtype == np.float32 for p in m.parameters())
-    assert all(b.dtype == np.float32 for b in m.buffers())
+    # num_batches_tracked stays int64, as PyTorch's does under .float()
+    assert all(b.dtype == np.float32 for b in m.buffers() if b.dtype.kind == "f")
+    assert m[1].num_batches_tracked.dtype == np.int64
     out = m(np.random.default_rng(0).standard_normal((2, 1, 4, 4)).astype(np.float32))
     assert out.dtype == np.float32
     out.sum().backward()
     assert all(p.grad.dtype == np.float32 for p in m.parameters())
-    assert all(b.dtype == np.float32 for b in m.buffers())
+    assert all(b.dtype == np.float32 for b in m.buffers() if b.dtype.kind == "f")
 
 
 # ---- init --------------------------------------------------------------------------------------

@@ -278,7 +278,7 @@ def test_module_model_trains_an_nn_module():
     model = optim.ModuleModel(net, F.softmax_cross_entropy)
     weight = net.fc1.weight
     assert model.params["fc1.weight"] is weight.data           # shared, not copied
-    assert set(model.buffers) == {"bn.running_mean", "bn.running_var"}
+    assert set(model.buffers) == {"bn.running_mean", "bn.running_var", "bn.num_batches_tracked"}
     data = make_data(n_train=100, n_val=40)
     solver = optim.Solver(model, data, update_rule="adam", optim_config={"learning_rate": 1e-2},
                           num_epochs=5, batch_size=20, verbose=False)

@@ -167,7 +167,7 @@ def test_conv_net_with_batch_norm_marks_fused_ops():
     assert all("fused fast path" in dot.label[n] for n in fused)
     assert dot.clusters[dot.one("Conv2d")] == ("ConvNet", "features · Sequential",
                                                "features.0 · Conv2d")
-    assert dot.clusters[dot.one("features.1.gamma")][-1] == "features.1 · BatchNorm2d"
+    assert dot.clusters[dot.one("features.1.weight")][-1] == "features.1 · BatchNorm2d"
     assert "peripheries" not in dot.attrs[dot.one("Relu")]
     with at.use_fused(False):
         twin, _ = conv_loss()
@@ -484,7 +484,7 @@ def test_summary_table():
     row = next(r for r in text.splitlines() if "Conv2d [fused]" in r)
     assert "(2, 4, 6, 6) float64" in row and "features.0" in row
     assert "features.0.weight" in row and "KiB" in row
-    assert re.search(r"^features\.1\.gamma\s+param\s+\(4,\)", text, re.M)
+    assert re.search(r"^features\.1\.weight\s+param\s+\(4,\)", text, re.M)
     assert "3 fused" in text.splitlines()[-1] and "6 parameters" in text.splitlines()[-1]
     assert len([r for r in text.splitlines() if r.startswith("#")]) == len(
         graph_nodes(loss._node))
