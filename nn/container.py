@@ -3,7 +3,8 @@
 Each holds its modules as registered children, so their parameters appear in
 `named_parameters()` and `state_dict()` under the container's keys ("layers.0.weight",
 "heads.q.bias"). Sequential and ModuleList name children "0", "1", ... and renumber them after
-a deletion or an insertion, as PyTorch does; a slice keeps the original names.
+a deletion or an insertion, as PyTorch does; a Sequential's slice keeps the original names,
+a ModuleList's is renumbered (PyTorch's rules again).
 """
 
 from __future__ import annotations
@@ -47,10 +48,7 @@ class _Indexed(Module):
 
     def __getitem__(self, idx):
         if isinstance(idx, slice):
-            out = type(self)()
-            # A slice keeps the children's names ("1", "2"), as PyTorch's does.
-            out._modules.update(list(self._modules.items())[idx])
-            return out
+            return type(self)(list(self._modules.values())[idx])      # renumbered "0", "1", ...
         return list(self._modules.values())[self._index(idx)]
 
     def __setitem__(self, idx, module):
@@ -123,6 +121,12 @@ class Sequential(_Indexed):
         for i, m in enumerate(args):
             _check_module("Sequential", f"argument {i}", m)
         super().__init__(args)
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            # A Sequential's slice keeps the children's names ("1", "2"), as PyTorch's does.
+            return Sequential(OrderedDict(list(self._modules.items())[idx]))
+        return super().__getitem__(idx)
 
     def forward(self, input):  # noqa: A002 (PyTorch's argument name)
         for m in self._modules.values():

@@ -100,9 +100,11 @@ def elu(input, alpha=1.0, inplace=False):  # noqa: A002
     _not_inplace("elu", inplace)
     x = _tensor(input)
     pos = x.data > 0
-    # NOTE: expm1 sees 0 where x > 0, so a large x never overflows exp in the unused branch
-    # (an inf there would turn the masked-out zero gradient into nan).
-    return at.where(pos, x, at.expm1(at.where(pos, 0.0, x)) * alpha)
+    # NOTE: exp sees 0 where x > 0, so a large x never overflows in the unused branch (an inf
+    # there would turn the masked-out zero gradient into nan). exp(x) - 1 rather than expm1:
+    # the gradient is then exp(x) itself, as PyTorch's, where expm1's (out + 1) would lose
+    # the relative precision of exp(x) for x << 0.
+    return at.where(pos, x, (at.exp(at.where(pos, 0.0, x)) - 1.0) * alpha)
 
 
 def softplus(input, beta=1.0, threshold=20.0):  # noqa: A002

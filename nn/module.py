@@ -269,7 +269,7 @@ class Module:
 
     def _named_members(self, table, prefix):
         seen = set()
-        for mod_name, m in self.named_modules(prefix):
+        for mod_name, m in self.named_modules(prefix=prefix):
             for k, v in getattr(m, table).items():
                 if v is None or id(v) in seen:
                     continue
