@@ -323,9 +323,13 @@ class Module:
 
     # ---- saving and loading --------------------------------------------------------------------
     def state_dict(self):
-        """{dotted name: ndarray copy} of every parameter and buffer, in registration order."""
+        """{dotted name: ndarray copy} of every parameter and buffer, in registration order.
+
+        As in PyTorch, a module or parameter shared by several paths (tied weights) is saved
+        under each of its names, so a PyTorch state dict of the same model has the same keys.
+        """
         state = {}
-        for mod_name, m in self.named_modules():
+        for mod_name, m in self.named_modules(remove_duplicate=False):
             for table in (m._parameters, m._buffers):
                 for k, v in table.items():
                     if v is not None:
@@ -346,7 +350,7 @@ class Module:
         if not isinstance(state, Mapping):
             raise ValueError(f"{where}: expected a dict of arrays, got {type(state).__name__}")
         targets = {}
-        for mod_name, m in self.named_modules():
+        for mod_name, m in self.named_modules(remove_duplicate=False):
             for table in (m._parameters, m._buffers):
                 for k, v in table.items():
                     if v is not None:
