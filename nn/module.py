@@ -107,8 +107,9 @@ class Module:
                 result = hook(self, args, kwargs)
                 if result is not None:
                     if not (isinstance(result, tuple) and len(result) == 2):
-                        raise RuntimeError("a forward pre-hook registered with_kwargs=True must "
-                                           f"return None or a tuple (args, kwargs), got {result!r:.60}")
+                        raise RuntimeError("a forward pre-hook registered with_kwargs=True "
+                                           "must return None or a tuple (args, kwargs), got "
+                                           f"{result!r:.60}")
                     args, kwargs = result
             else:
                 result = hook(self, args)
