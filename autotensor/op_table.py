@@ -334,6 +334,40 @@ NN_FUNCTIONAL = [
 ]
 
 
+# ---- activations and attention of nn.functional (issue 12) ------------------------------------
+SDPA = F.scaled_dot_product_attention
+KEEP = np.array([[1, 0, 1, 1, 0], [1, 1, 0, 1, 1], [0, 1, 1, 1, 1]], bool)   # no row all False
+BIAS = np.linspace(-1.0, 1.0, 15, dtype=np.float32).reshape(3, 5)           # a float mask
+
+ACTIVATION_ATTENTION_ROWS = [
+    Row("F.gelu", F.gelu, (((3, 4), A),), tol=TIGHT),
+    Row("F.gelu", partial(F.gelu, approximate="tanh"), (((3, 4), A),), "tanh", TIGHT),
+    Row("F.silu", F.silu, (((3, 4), A),), tol=TIGHT),
+    Row("F.elu", partial(F.elu, alpha=0.7), (((3, 4), K),), tol=TIGHT),
+    Row("F.softplus", F.softplus, (((3, 4), A),), tol=TIGHT),
+    # threshold 0: linear for x > 0, off-kink samples stay 0.1 from the switch
+    Row("F.softplus", partial(F.softplus, beta=2.0, threshold=0.0), (((3, 4), K),),
+        "linear-part", TIGHT),
+    Row("F.hardtanh", partial(F.hardtanh, min_val=-2.5, max_val=0.05), (((3, 4), K),),
+        tol=TIGHT),
+    Row("F.softmax", partial(F.softmax, dim=0), (((3, 4), A),), tol=TIGHT),
+    Row("F.softmax", partial(F.softmax, dim=-1), (((2, 3, 4), A),), "last", TIGHT),
+    Row("F.log_softmax", partial(F.log_softmax, dim=1), (((3, 4), A),), tol=TIGHT),
+    Row("F.scaled_dot_product_attention", SDPA, (((2, 3, 4), A), ((2, 5, 4), A), ((2, 5, 2), A)),
+        "3d", TIGHT),
+    Row("F.scaled_dot_product_attention", partial(SDPA, attn_mask=KEEP),
+        (((2, 2, 3, 4), A), ((2, 2, 5, 4), A), ((2, 2, 5, 3), A)), "4d-bool-mask", TIGHT),
+    Row("F.scaled_dot_product_attention", partial(SDPA, attn_mask=BIAS, scale=0.3),
+        (((2, 3, 4), A), ((2, 5, 4), A), ((2, 5, 2), A)), "float-mask-scale", TIGHT),
+    Row("F.scaled_dot_product_attention", lambda q, k, v, m: SDPA(q, k, v, attn_mask=m),
+        (((2, 3, 4), A), ((5, 4), A), ((5, 2), A), ((3, 5), A)), "tensor-mask-broadcast",
+        TIGHT),
+    Row("F.scaled_dot_product_attention", partial(SDPA, is_causal=True),
+        (((2, 4, 3), A), ((2, 4, 3), A), ((2, 4, 3), A)), "causal", TIGHT),
+    Row("F.scaled_dot_product_attention", partial(SDPA, enable_gqa=True),
+        (((1, 4, 3, 2), A), ((1, 2, 3, 2), A), ((1, 2, 3, 2), A)), "gqa", TIGHT),
+]
+
 # ---- autotensor.fused: each fused op beside its composite twin -----------------------------------
 def _dims(v):
     """(2, 3, 7, 8) -> "(2,3,7,8)": short row labels."""
@@ -578,3 +612,5 @@ NORM_ROWS = [
 ]
 
 ROWS += NORM_ROWS
+
+ROWS += ACTIVATION_ATTENTION_ROWS

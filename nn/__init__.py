@@ -18,7 +18,7 @@ from .activation import LeakyReLU, ReLU, Sigmoid, Tanh
 from .conv import Conv2d
 from .dropout import Dropout
 from .linear import Flatten, Linear
-from .module import Module, Parameter, Sequential
+from .module import Module, Parameter
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 
 __all__ = ["Module", "Parameter", "Sequential", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
@@ -58,3 +58,20 @@ __all__ += ["Embedding", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
 from .normalization import GroupNorm  # noqa: E402
 
 __all__ += ["GroupNorm"]
+
+# Activations, containers and attention (issue 12): PyTorch's names.
+from .activation import (  # noqa: E402
+    ELU,
+    GELU,
+    Hardtanh,
+    Identity,
+    LogSoftmax,
+    SiLU,
+    Softmax,
+    Softplus,
+)
+from .attention import MultiheadAttention  # noqa: E402
+from .container import ModuleDict, ModuleList, Sequential  # noqa: E402
+
+__all__ += ["GELU", "SiLU", "ELU", "Softplus", "Hardtanh", "Softmax", "LogSoftmax", "Identity",
+            "ModuleList", "ModuleDict", "MultiheadAttention"]

@@ -56,26 +56,129 @@ def affine(x, w, b=None):
     return out if b is None else out + b
 
 
-def relu(x):
-    """max(x, 0) elementwise."""
-    return at.relu(x)
+def _not_inplace(fn, inplace):
+    """Refuse inplace=True: an activation overwriting its input would corrupt the arrays that
+    earlier ops saved for backward (docs/nn.md, "Activations")."""
+    if inplace is not False:
+        raise ValueError(f"{fn}: only inplace=False is supported (autotensor activations always "
+                         f"return a new tensor), got inplace={inplace!r}")
 
 
-def leaky_relu(x, negative_slope=0.01):
+def relu(input, inplace=False):  # noqa: A002 (PyTorch's argument names, here and below)
+    """max(x, 0) elementwise; the gradient at 0 is 0, as PyTorch's."""
+    _not_inplace("relu", inplace)
+    return at.relu(input)
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):  # noqa: A002
     """x where x > 0, else negative_slope * x."""
     slope = float(validate.number("leaky_relu", "negative_slope", negative_slope))
-    x = _tensor(x)
+    _not_inplace("leaky_relu", inplace)
+    x = _tensor(input)
     return at.where(x.data > 0, x, x * slope)
 
 
-def sigmoid(x):
+def sigmoid(input):  # noqa: A002
     """1 / (1 + exp(-x)) elementwise."""
-    return at.sigmoid(x)
+    return at.sigmoid(input)
 
 
-def tanh(x):
+def tanh(input):  # noqa: A002
     """tanh(x) elementwise."""
-    return at.tanh(x)
+    return at.tanh(input)
+
+
+_SQRT_HALF = 0.5 ** 0.5
+_SQRT_2_OVER_PI = (2.0 / np.pi) ** 0.5
+
+
+def gelu(input, approximate="none"):  # noqa: A002
+    """x * Phi(x) with Phi the standard normal CDF: 0.5 x (1 + erf(x / sqrt 2)); with
+    approximate="tanh", 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))."""
+    validate.choice("gelu", "approximate", approximate, ("none", "tanh"))
+    x = _tensor(input)
+    if approximate == "tanh":
+        inner = (x + x * x * x * 0.044715) * _SQRT_2_OVER_PI
+        return x * (at.tanh(inner) + 1.0) * 0.5
+    return x * (at.erf(x * _SQRT_HALF) + 1.0) * 0.5
+
+
+def silu(input, inplace=False):  # noqa: A002
+    """x * sigmoid(x) (the swish)."""
+    _not_inplace("silu", inplace)
+    x = _tensor(input)
+    return x * at.sigmoid(x)
+
+
+def elu(input, alpha=1.0, inplace=False):  # noqa: A002
+    """x where x > 0, else alpha * (exp(x) - 1); at x = 0 the gradient is alpha, as PyTorch's."""
+    alpha = float(validate.number("elu", "alpha", alpha))
+    _not_inplace("elu", inplace)
+    x = _tensor(input)
+    pos = x.data > 0
+    # NOTE: exp sees 0 where x > 0, so a large x never overflows in the unused branch (an inf
+    # there would turn the masked-out zero gradient into nan). exp(x) - 1 rather than expm1:
+    # the gradient is then exp(x) itself, as PyTorch's, where expm1's (out + 1) would lose
+    # the relative precision of exp(x) for x << 0.
+    return at.where(pos, x, (at.exp(at.where(pos, 0.0, x)) - 1.0) * alpha)
+
+
+def softplus(input, beta=1.0, threshold=20.0):  # noqa: A002
+    """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (as PyTorch)."""
+    beta = float(validate.number("softplus", "beta", beta))
+    threshold = float(validate.number("softplus", "threshold", threshold))
+    if beta == 0:
+        raise ValueError("softplus: beta must be nonzero, got 0")
+    x = _tensor(input)
+    linear = x.data * beta > threshold
+    bx = at.where(linear, 0.0, x * beta)      # NOTE: no exp overflow in the unused branch
+    return at.where(linear, x, at.log1p(at.exp(bx)) * (1.0 / beta))
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):  # noqa: A002
+    """x clipped to [min_val, max_val]; the gradient is 1 strictly inside, 0 on the bounds
+    (PyTorch's rule; `clamp` passes it on the bounds)."""
+    lo = float(validate.number("hardtanh", "min_val", min_val))
+    hi = float(validate.number("hardtanh", "max_val", max_val))
+    if lo > hi:
+        raise ValueError(f"hardtanh: min_val must be <= max_val, got {lo} > {hi}")
+    _not_inplace("hardtanh", inplace)
+    x = _tensor(input)
+    inside = (x.data > lo) & (x.data < hi)
+    return at.where(inside, x, np.clip(x.data, lo, hi).astype(x.dtype))
+
+
+def _softmax_dim(fn, input, dim, dtype):
+    """(x, dim) for softmax/log_softmax: dim required, x cast to dtype first if given."""
+    x = _tensor(input)
+    if dim is None:
+        # NOTE: PyTorch guesses a dim here (0 for 0-, 1- and 3-D input, else 1) with a
+        # deprecation warning; a guessed axis is a silent bug, so we refuse.
+        raise ValueError(f"{fn}: dim is required (e.g. {fn}(x, dim=-1)); PyTorch's implicit "
+                         f"choice of dim is deprecated and not supported, got x of shape "
+                         f"{x.shape}")
+    if not validate.is_int(dim) or not -max(x.ndim, 1) <= dim < max(x.ndim, 1):
+        raise ValueError(f"{fn}: dim must be an int in [{-max(x.ndim, 1)}, {max(x.ndim, 1)}) "
+                         f"for x of shape {x.shape}, got {dim!r}")
+    if dtype is not None:
+        x = at.astype(x, dtype)
+    return x, int(dim)
+
+
+def softmax(input, dim=None, dtype=None):  # noqa: A002
+    """exp(x) / sum(exp(x)) along `dim` (required); `dtype` casts x first, as PyTorch's."""
+    x, dim = _softmax_dim("softmax", input, dim, dtype)
+    return at.softmax(x, dim=dim)
+
+
+def log_softmax(input, dim=None, dtype=None):  # noqa: A002
+    """x - logsumexp(x) along `dim` (required), stable for large logits."""
+    x, dim = _softmax_dim("log_softmax", input, dim, dtype)
+    return at.log_softmax(x, dim=dim)
+
+
+# The activations above that PyTorch added after the course; each has an op_table row.
+__all__ += ["gelu", "silu", "elu", "softplus", "hardtanh", "softmax", "log_softmax"]
 
 
 # ---- dropout ------------------------------------------------------------------------------------
@@ -287,3 +390,8 @@ __all__ += ["conv_transpose2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_m
 from .embedding import embedding  # noqa: E402
 
 __all__ += ["embedding"]
+
+# ---- attention (nn/attention.py; imported last: attention.py itself uses F.dropout) -------------
+from .attention import scaled_dot_product_attention  # noqa: E402
+
+__all__ += ["scaled_dot_product_attention"]

@@ -1,4 +1,4 @@
-"""`Module`, `Parameter` and `Sequential`: the containers every layer and model is built from.
+"""`Module` and `Parameter`: what every layer and model is built from (containers: container.py).
 
 A Module registers what is assigned to it: a `Parameter` becomes a parameter, a `Module` a
 submodule, and `register_buffer` declares a buffer (a plain ndarray such as a running mean that
@@ -14,7 +14,9 @@ stack of running modules is per thread, like the recording modes.
 
 from __future__ import annotations
 
+import itertools
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 
 import numpy as np
@@ -79,6 +81,8 @@ class Module:
         object.__setattr__(self, "_buffers", {})
         object.__setattr__(self, "_modules", {})
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must implement forward")
@@ -89,9 +93,47 @@ class Module:
         stack.append((self, path))
         try:
             with scope(path, type(self).__name__):
-                return self.forward(*args, **kwargs)
+                if not (self._forward_pre_hooks or self._forward_hooks):
+                    return self.forward(*args, **kwargs)
+                return self._call_with_hooks(args, kwargs)
         finally:
             stack.pop()
+
+    # ---- hooks ---------------------------------------------------------------------------------
+    def _call_with_hooks(self, args, kwargs):
+        """forward between the pre-hooks and the hooks, with PyTorch's replacement rules."""
+        for hook, with_kwargs in list(self._forward_pre_hooks.values()):
+            if with_kwargs:
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise RuntimeError("a forward pre-hook registered with_kwargs=True "
+                                           "must return None or a tuple (args, kwargs), got "
+                                           f"{result!r:.60}")
+                    args, kwargs = result
+            else:
+                result = hook(self, args)
+                if result is not None:
+                    args = result if isinstance(result, tuple) else (result,)
+        output = self.forward(*args, **kwargs)
+        for hook, with_kwargs in list(self._forward_hooks.values()):
+            result = hook(self, args, kwargs, output) if with_kwargs else hook(self, args, output)
+            if result is not None:
+                output = result
+        return output
+
+    def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
+        """Call `hook(module, args)` before each forward; a non-None result replaces args (a
+        non-tuple is wrapped in one). with_kwargs=True: `hook(module, args, kwargs)` returning
+        None or (args, kwargs). Returns a handle whose `.remove()` unregisters the hook."""
+        return _add_hook(self._forward_pre_hooks, "register_forward_pre_hook", hook, prepend,
+                         with_kwargs)
+
+    def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False):
+        """Call `hook(module, args, output)` after each forward; a non-None result replaces the
+        output. with_kwargs=True: `hook(module, args, kwargs, output)`. Returns a handle whose
+        `.remove()` unregisters the hook."""
+        return _add_hook(self._forward_hooks, "register_forward_hook", hook, prepend, with_kwargs)
 
     # ---- registration --------------------------------------------------------------------------
     def __setattr__(self, name, value):
@@ -156,16 +198,36 @@ class Module:
         self._forget(name)
         self._parameters[name] = param
 
+    def add_module(self, name, module):
+        """Register `module` (or None) as the child `name`, as `self.name = module` does, for
+        names that are not identifiers ("0") too."""
+        if not isinstance(name, str):
+            raise TypeError(f"module name must be a str, got {type(name).__name__}")
+        if not name or "." in name:
+            raise ValueError(f"module name must be non-empty and contain no '.', got {name!r}")
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module({name!r}): expected a Module or None, got "
+                            f"{type(module).__name__}")
+        if name not in self._modules and hasattr(self, name):
+            raise ValueError(f"add_module: {type(self).__name__} already has an attribute "
+                             f"{name!r}")
+        self._modules[name] = module
+
+    register_module = add_module
+
     # ---- traversal -----------------------------------------------------------------------------
-    def named_modules(self, prefix=""):
-        """(dotted name, module) for this module ("" or `prefix`) and every submodule, pre-order."""
-        seen = set()
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """(dotted name, module) for this module ("" or `prefix`) and every submodule, pre-order
+        (PyTorch's order). A module reached twice is listed once, under its first name, unless
+        remove_duplicate=False; `memo` is a set of modules to leave out."""
+        seen = set() if memo is None else memo
         stack = [(prefix, self)]
         while stack:
             name, m = stack.pop()
-            if id(m) in seen:
-                continue
-            seen.add(id(m))
+            if remove_duplicate:
+                if m in seen:
+                    continue
+                seen.add(m)
             yield name, m
             children = [(f"{name}.{k}" if name else k, c) for k, c in m._modules.items()
                         if c is not None]
@@ -176,8 +238,12 @@ class Module:
             yield m
 
     def named_children(self):
+        """(name, child) for each direct submodule, in registration order; a child registered
+        under two names is listed once."""
+        seen = set()
         for name, m in self._modules.items():
-            if m is not None:
+            if m is not None and m not in seen:
+                seen.add(m)
                 yield name, m
 
     def children(self):
@@ -204,12 +270,20 @@ class Module:
 
     def _named_members(self, table, prefix):
         seen = set()
-        for mod_name, m in self.named_modules(prefix):
+        for mod_name, m in self.named_modules(prefix=prefix):
             for k, v in getattr(m, table).items():
                 if v is None or id(v) in seen:
                     continue
                 seen.add(id(v))
                 yield (f"{mod_name}.{k}" if mod_name else k), v
+
+    def apply(self, fn):
+        """Call `fn(m)` on every submodule (children first, recursively) then on self; returns
+        self. The usual use is initialisation: `net.apply(init_weights)`."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
 
     # ---- modes and gradients -------------------------------------------------------------------
     def train(self, mode=True):
@@ -227,6 +301,15 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
+    def requires_grad_(self, requires_grad=True):
+        """Set `requires_grad` on every parameter (False freezes the module); returns self."""
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise TypeError(f"requires_grad_: requires_grad must be a bool, got "
+                            f"{type(requires_grad).__name__}")
+        for p in self.parameters():
+            p.requires_grad_(bool(requires_grad))
+        return self
+
     def astype(self, dtype):
         """Convert every floating parameter and buffer to `dtype` in place; returns self."""
         dtype = np.dtype(dtype)
@@ -241,9 +324,13 @@ class Module:
 
     # ---- saving and loading --------------------------------------------------------------------
     def state_dict(self):
-        """{dotted name: ndarray copy} of every parameter and buffer, in registration order."""
+        """{dotted name: ndarray copy} of every parameter and buffer, in registration order.
+
+        As in PyTorch, a module or parameter shared by several paths (tied weights) is saved
+        under each of its names, so a PyTorch state dict of the same model has the same keys.
+        """
         state = {}
-        for mod_name, m in self.named_modules():
+        for mod_name, m in self.named_modules(remove_duplicate=False):
             for table in (m._parameters, m._buffers):
                 for k, v in table.items():
                     if v is not None:
@@ -264,7 +351,7 @@ class Module:
         if not isinstance(state, Mapping):
             raise ValueError(f"{where}: expected a dict of arrays, got {type(state).__name__}")
         targets = {}
-        for mod_name, m in self.named_modules():
+        for mod_name, m in self.named_modules(remove_duplicate=False):
             for table in (m._parameters, m._buffers):
                 for k, v in table.items():
                     if v is not None:
@@ -297,6 +384,36 @@ class Module:
         return head + "\n" + "\n".join(lines) + "\n)"
 
 
+class RemovableHandle:
+    """What `register_forward_hook` and `register_forward_pre_hook` return: `.remove()` drops
+    the hook (twice is harmless); also a context manager that removes it on exit."""
+
+    def __init__(self, hooks, key):
+        self._hooks, self.id = hooks, key
+
+    def remove(self):
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+_hook_ids = itertools.count()
+
+
+def _add_hook(hooks, where, hook, prepend, with_kwargs):
+    if not callable(hook):
+        raise TypeError(f"{where}: hook must be callable, got {type(hook).__name__}")
+    key = next(_hook_ids)
+    hooks[key] = (hook, bool(with_kwargs))
+    if prepend:
+        hooks.move_to_end(key, last=False)
+    return RemovableHandle(hooks, key)
+
+
 def _loadable(value, dest, what):
     """`value` (array-like or Tensor) as an array that can be copied into the array `dest`."""
     try:
@@ -321,44 +438,3 @@ def _as_buffer(name, value):
         raise TypeError(f"buffer {name!r} must be a numpy array, got a Tensor: buffers are not "
                         "part of the graph (use .data)")
     return np.asarray(value)
-
-
-class Sequential(Module):
-    """Modules applied in order: `Sequential(Linear(4, 8), ReLU(), Linear(8, 2))`.
-
-    Its children are named "0", "1", ...; index with `seq[i]` (a slice gives a Sequential).
-    """
-
-    def __init__(self, *modules):
-        super().__init__()
-        for i, m in enumerate(modules):
-            if not isinstance(m, Module):
-                raise TypeError(f"Sequential: argument {i} is a {type(m).__name__}, not a Module")
-            self._modules[str(i)] = m
-
-    def forward(self, x):
-        for m in self._modules.values():
-            x = m(x)
-        return x
-
-    def append(self, module):
-        if not isinstance(module, Module):
-            raise TypeError(f"Sequential.append: expected a Module, got {type(module).__name__}")
-        self._modules[str(len(self))] = module
-        return self
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def __getitem__(self, index):
-        mods = list(self._modules.values())
-        if isinstance(index, slice):
-            return Sequential(*mods[index])
-        try:
-            return mods[index]
-        except (IndexError, TypeError):
-            raise IndexError(f"Sequential index {index!r} out of range for length "
-                             f"{len(mods)}") from None

@@ -293,6 +293,52 @@ MODULE_ROWS.update({
 })
 
 
+
+
+# ---- issue 12: activations, containers, attention (tests/test_nn_activation.py, _containers.py,
+# _attention.py compare them with torch; these rows are the numerical checks of the modules)
+class _Calls(nn.Module):
+    """fn(inner, x): a one-input forward for modules that have none (containers, attention)."""
+
+    def __init__(self, inner, fn):
+        super().__init__()
+        self.inner, self.fn = inner, fn
+
+    def forward(self, x):
+        return self.fn(self.inner, x)
+
+
+def _off_kinks(r, shape=(3, 4)):
+    return r.uniform(0.1, 1, shape) * r.choice([-1, 1], shape)
+
+
+def _off_bounds(r, shape=(3, 4)):
+    inside, outside = r.uniform(-0.9, 0.9, shape), r.uniform(1.1, 2, shape) * r.choice([-1, 1],
+                                                                                      shape)
+    return np.where(r.random(shape) < 0.5, inside, outside)
+
+
+MODULE_ROWS.update({
+    "GELU": (nn.GELU, lambda r: r.standard_normal((3, 4))),
+    "GELU_tanh": (lambda: nn.GELU("tanh"), lambda r: r.standard_normal((3, 4))),
+    "SiLU": (nn.SiLU, lambda r: r.standard_normal((3, 4))),
+    "ELU": (lambda: nn.ELU(0.7), _off_kinks),
+    "Softplus": (nn.Softplus, lambda r: r.standard_normal((3, 4))),
+    "Hardtanh": (nn.Hardtanh, _off_bounds),
+    "Softmax": (lambda: nn.Softmax(dim=1), lambda r: r.standard_normal((3, 4))),
+    "LogSoftmax": (lambda: nn.LogSoftmax(dim=0), lambda r: r.standard_normal((3, 4))),
+    "Identity": (nn.Identity, lambda r: r.standard_normal((3, 4))),
+    "ModuleList": (lambda: _Calls(nn.ModuleList([nn.Linear(3, 3, rng=_rng()), nn.Tanh()]),
+                                  lambda ml, x: ml[1](ml[0](x))),
+                   lambda r: r.standard_normal((2, 3))),
+    "ModuleDict": (lambda: _Calls(nn.ModuleDict({"fc": nn.Linear(3, 2, rng=_rng())}),
+                                  lambda md, x: md["fc"](x)),
+                   lambda r: r.standard_normal((2, 3))),
+    "MultiheadAttention": (lambda: _Calls(nn.MultiheadAttention(4, 2, batch_first=True),
+                                          lambda m, x: m(x, x, x)[0]),
+                           lambda r: r.standard_normal((2, 3, 4))),
+})
+
 @pytest.mark.parametrize("name", sorted(MODULE_ROWS))
 def test_module_gradcheck(name):
     make, build = MODULE_ROWS[name]
