@@ -321,6 +321,8 @@ OPS = [
 NN_FUNCTIONAL = [
     Row("F.affine", F.affine, (((3, 2, 3), A), ((6, 4), A), ((4,), A)), tol=TIGHT),
     Row("F.affine", F.affine, (((3, 5), A), ((5, 2), A)), "no-bias", TIGHT),
+    Row("F.linear", F.linear, (((2, 3, 4), A), ((5, 4), A), ((5,), A)), tol=TIGHT),
+    Row("F.linear", F.linear, (((4,), A), ((2, 4), A)), "1-d no-bias", TIGHT),
     Row("F.relu", F.relu, (((4, 5), K),), tol=TIGHT),
     Row("F.leaky_relu", partial(F.leaky_relu, negative_slope=0.1), (((4, 5), K),), tol=TIGHT),
     Row("F.sigmoid", F.sigmoid, (((3, 4), A),), tol=TIGHT),

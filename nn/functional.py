@@ -16,8 +16,8 @@ from autotensor.fused import batch_norm, conv2d, max_pool2d
 from autotensor.tensor import _data, _tensor
 
 # Every differentiable function here; autotensor/op_table.py holds a gradcheck row for each.
-__all__ = ["affine", "relu", "leaky_relu", "sigmoid", "tanh", "dropout", "softmax_cross_entropy",
-           "svm_loss", "layer_norm", "batch_norm", "conv2d", "max_pool2d"]
+__all__ = ["affine", "linear", "relu", "leaky_relu", "sigmoid", "tanh", "dropout",
+           "softmax_cross_entropy", "svm_loss", "layer_norm", "batch_norm", "conv2d", "max_pool2d"]
 
 # ---- PyTorch's losses (nn/loss_functional.py) ----
 from .loss_functional import (  # noqa: E402 (after __all__: one block, merged mechanically)
@@ -54,6 +54,20 @@ def affine(x, w, b=None):
         x = at.reshape(x, (x.shape[0], d))
     out = x @ w
     return out if b is None else out + b
+
+
+def linear(input, weight, bias=None):  # noqa: A002
+    """PyTorch's F.linear: input (*, in) @ weight.T + bias, weight in PyTorch's (out, in) layout
+    (nn.Linear stores (in, out) and computes x @ weight: see docs/nn.md)."""
+    x, w = _tensor(input), _tensor(weight)
+    if x.ndim < 1 or w.ndim != 2 or x.shape[-1] != w.shape[1]:
+        raise ValueError(f"linear: need input (*, in) and weight (out, in), got input {x.shape} "
+                         f"and weight {w.shape}")
+    if bias is not None and np.shape(_data(bias)) != (w.shape[0],):
+        raise ValueError(f"linear: bias must have shape ({w.shape[0]},) to match weight "
+                         f"{w.shape}, got {np.shape(_data(bias))}")
+    out = x @ w.T
+    return out if bias is None else out + bias
 
 
 def _not_inplace(fn, inplace):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from autotensor import ops, validate
+from autotensor.tensor import _tensor
 
-from . import functional as F
 from . import init
 from .module import Module, Parameter
 
@@ -14,8 +14,9 @@ from .module import Module, Parameter
 class Linear(Module):
     """out = x @ weight + bias, with weight stored (in_features, out_features) as the course does.
 
-    x may be (N, d1, ..., dk) with d1 * ... * dk == in_features; it is flattened to (N, D).
-    Weights start He-normal (std sqrt(2 / in_features)), biases at zero.
+    As in PyTorch, x is (*, in_features): the layer applies to the last dimension of an input of
+    any rank (F.affine keeps the course's flattening of (N, d1, ..., dk)). Weights start
+    He-normal (std sqrt(2 / in_features)), biases at zero.
     """
 
     def __init__(self, in_features, out_features, bias=True, dtype=np.float64, rng=None):
@@ -27,7 +28,12 @@ class Linear(Module):
         self.bias = Parameter(np.zeros(self.out_features, dtype=dtype)) if bias else None
 
     def forward(self, x):
-        return F.affine(x, self.weight, self.bias)
+        x = _tensor(x)
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"Linear: input must be (*, in_features={self.in_features}), got "
+                             f"shape {x.shape}")
+        out = ops.matmul(x, self.weight)
+        return out if self.bias is None else out + self.bias
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

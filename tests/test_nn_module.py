@@ -226,7 +226,7 @@ def _rng():
 
 
 MODULE_ROWS = {  # name -> (module factory, input factory)
-    "Linear": (lambda: nn.Linear(6, 3, rng=_rng()), lambda r: r.standard_normal((4, 2, 3))),
+    "Linear": (lambda: nn.Linear(3, 2, rng=_rng()), lambda r: r.standard_normal((4, 2, 3))),
     "ReLU": (nn.ReLU, lambda r: r.uniform(0.1, 1, (3, 4)) * r.choice([-1, 1], (3, 4))),
     "LeakyReLU": (lambda: nn.LeakyReLU(0.2),
                   lambda r: r.uniform(0.1, 1, (3, 4)) * r.choice([-1, 1], (3, 4))),

@@ -143,3 +143,23 @@ def test_three_layer_conv_net_loss_and_grads(torch):
     for name in model.params:
         np.testing.assert_allclose(grads[name], p[name].grad.numpy(), rtol=1e-9, atol=ATOL,
                                    err_msg=name)
+
+
+def test_linear_applies_to_the_last_dimension_like_torch(torch):
+    """nn.Linear on (*, in) inputs, and F.linear with torch's (out, in) weight layout."""
+    r = np.random.default_rng(4)
+    x, w, b = r.standard_normal((2, 3, 4)), r.standard_normal((5, 4)), r.standard_normal(5)
+    ours, theirs = leaves(torch, x, w, b)
+    assert_same(torch, F.linear(*ours), torch.nn.functional.linear(*theirs), ours, theirs)
+
+    lin = nn.Linear(4, 5)
+    lin.weight.data[...], lin.bias.data[...] = w.T, b          # autotensor stores (in, out)
+    xo, xt = leaves(torch, x)
+    out = lin(xo[0])
+    assert out.shape == (2, 3, 5)
+    assert_same(torch, out, torch.nn.functional.linear(xt[0], torch.tensor(w), torch.tensor(b)),
+                xo, xt)
+    with pytest.raises(ValueError, match=r"Linear: input must be \(\*, in_features=4\)"):
+        lin(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"linear: need input \(\*, in\) and weight \(out, in\)"):
+        F.linear(np.zeros((2, 3)), np.zeros((3, 2)))
