@@ -110,3 +110,14 @@ def test_cli_help_lists_every_example():
                           text=True, timeout=60)
     listed = re.findall(r"^  (\w+)  ", proc.stdout.split("model zoo:")[1], flags=re.M)
     assert listed == list(EXAMPLES)
+
+
+def test_bench_models_quick_run_prints_a_row_and_skips_the_missing():
+    def bench(only):
+        proc = subprocess.run([sys.executable, str(ROOT / "bench" / "models.py"), "--quick",
+                               "--dtypes", "float64", "--only", only],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+    assert re.search(r"^pinn +float64 +[\d.]+ ", bench("pinn"), flags=re.M)
+    assert "lstm            skipped: " in bench("lstm")
