@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(PY) bench/ops_overhead.py
 	$(PY) bench/layers.py
 	$(PY) bench/peers.py     # prints a note and skips when no peer engine is installed
+	$(PY) bench/models.py    # the zoo's training steps against PyTorch
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo_out

@@ -373,9 +373,18 @@ def _flags():
             "lr": _flag(validate.learning_rate), "reg": _flag(validate.number, ">= 0")}
 
 
+# The model zoo (examples/ in the repository; docs/models.md), listed by --help.
+_ZOO_EPILOG = """model zoo: python examples/NAME.py [--steps N] [--quick] [--out DIR]
+  convnet_digits  the course's ThreeLayerConvNet as nn.Modules, on the embedded digits
+  resnet_digits   a residual block with batch norm, on the embedded digits
+  wgan_gp         a WGAN with gradient penalty on a 2-D toy distribution
+  pinn            a physics-informed net solving u'' = f (second derivatives)"""
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="autotensor", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=_ZOO_EPILOG)
     sub = parser.add_subparsers(dest="command", required=True)
 
     flag = _flags()

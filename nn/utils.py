@@ -17,6 +17,8 @@ import numpy as np
 
 from autotensor import Tensor, concatenate, validate
 
+from .interop import load_torch_state_dict, torch_state_dict  # noqa: F401  (docs/models.md)
+
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector",
            "vector_to_parameters"]
 

@@ -1,0 +1,178 @@
+"""What every zoo example shares: its command line, the progress bar, where pictures go and the
+record that dates them, and the contract the tests and bench/models.py read.
+
+An example is one file `examples/NAME.py`, runnable as `python examples/NAME.py`, that defines:
+
+    SIZES = {"full": {...}, "small": {...}}       # hyperparameters; "small": the shrunken model
+    LEARNS = (steps, factor)                      # --quick: `steps` steps divide the loss
+                                                  # (mean of the first and last 5) by `factor`
+    build(size="full", dtype=np.float64)          # the autotensor model: one nn.Module
+    torch_build(torch, size="full")               # the same model in PyTorch (float64)
+    batch(rng, size="full", dtype=np.float64)     # one step's inputs: a dict of ndarrays, every
+                                                  # random draw included, so both libraries
+                                                  # see the same numbers
+    optimizers(model, optim)                      # optim: autotensor.optim or torch.optim
+    step(model, opts, batch)                      # one training step; returns (losses, grads):
+    torch_step(torch, model, opts, batch)         #   {name: float}, {parameter name: ndarray}
+    loss(model, batch)                            # the scalar Tensor gradcheck differentiates
+    main(argv=None)                               # the script: trains, writes pictures, returns
+                                                  # {"loss": [...]} (the history)
+
+Tests import an example by name with `load(name)`; nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import pathlib
+import sys
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+# The zoo, as tests/test_examples.py, tests/test_models_torch.py, docs/models.md and
+# `python -m autotensor --help` list it: a new example is its file plus its name here.
+EXAMPLES = ("convnet_digits", "resnet_digits", "wgan_gp", "pinn")
+DOCS_IMG = HERE.parent / "docs" / "img" / "models"
+
+
+def load(name):
+    """The example module examples/NAME.py (imported by path: examples/ is no package)."""
+    if str(HERE) not in sys.path:               # its own `import _zoo`
+        sys.path.insert(0, str(HERE))
+    module_name = f"zoo_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, HERE / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def parse_args(argv, description, steps, quick_steps):
+    """The flags every example takes: --steps, --quick, --out, --seed."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--steps", type=int, default=None, help=f"training steps (default {steps})")
+    p.add_argument("--quick", action="store_true",
+                   help=f"only {quick_steps} steps (what the tests run)")
+    p.add_argument("--out", default=str(DOCS_IMG), help="folder for the pictures")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.steps is None:
+        args.steps = quick_steps if args.quick else steps
+    if args.steps < 1:
+        p.error(f"--steps must be >= 1, got {args.steps}")
+    return args
+
+
+def progress(steps, desc):
+    """A tqdm bar over range(steps) (on stderr; `bar.set_postfix(loss=...)` shows the loss)."""
+    from tqdm import tqdm
+    return tqdm(range(steps), desc=desc, mininterval=0.5, dynamic_ncols=True)
+
+
+def grads_of(named_parameters):
+    """{name: copy of .grad} of the (name, Tensor) pairs: autotensor or torch parameters."""
+    out = {}
+    for name, p in named_parameters:
+        g = p.grad
+        g = g.detach().cpu().numpy() if hasattr(g, "detach") else np.asarray(getattr(g, "data", g))
+        out[name] = np.array(g, copy=True)
+    return out
+
+
+def save_figure(fig, args, file_name, example, history):
+    """Write the picture to --out and, beside it, FILE.json: the example's source hash and flags.
+
+    The docs' pictures are fresh while that hash is the example's current one (tests check it);
+    rerun `python examples/NAME.py` to refresh them.
+    """
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / file_name, dpi=80)
+    source = pathlib.Path(example).resolve()
+    record = {"example": f"examples/{source.name}",
+              "source_sha256": source_hash(source),
+              "args": {k: v for k, v in vars(args).items() if k != "out"},
+              "final_loss": float(np.mean(history["loss"][-20:]))}
+    (out / f"{pathlib.Path(file_name).stem}.json").write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {out / file_name}")
+
+
+def source_hash(path):
+    """sha256 of a file's bytes, as the pictures' records keep it."""
+    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+
+
+def matplotlib_or_none():
+    """pyplot with the file-only backend, or None (matplotlib is the optional `plot` extra)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        print(f"no pictures: {e}")
+        return None
+    return plt
+
+
+# ---- the digits classifiers' shared step ----------------------------------------------------
+_DIGITS = {}
+
+
+def digits(dtype=np.float64):
+    """The embedded digits' splits (autotensor.data.get_digits_data), loaded once per dtype."""
+    from autotensor.data import get_digits_data
+    key = np.dtype(dtype).name
+    if key not in _DIGITS:
+        _DIGITS[key] = get_digits_data(dtype=dtype)
+    return _DIGITS[key]
+
+
+def digits_batch(rng, batch_size, dtype=np.float64):
+    """A random minibatch of the training digits: {"x": (N, 1, 8, 8), "y": (N,)}."""
+    data = digits(dtype)
+    idx = rng.choice(len(data["X_train"]), batch_size, replace=False)
+    return {"x": data["X_train"][idx], "y": data["y_train"][idx]}
+
+
+def classifier_loss(model, batch):
+    from autotensor.nn import functional as F
+    return F.softmax_cross_entropy(model(batch["x"]), batch["y"])
+
+
+def classifier_step(model, opts, batch):
+    """Cross-entropy, backward, one Adam step."""
+    [opt] = opts
+    opt.zero_grad()
+    loss = classifier_loss(model, batch)
+    loss.backward()
+    grads = grads_of(model.named_parameters())
+    opt.step()
+    return {"loss": loss.item()}, grads
+
+
+def torch_classifier_step(torch, model, opts, batch):
+    [opt] = opts
+    opt.zero_grad()
+    loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(batch["x"])),
+                                             torch.from_numpy(batch["y"]))
+    loss.backward()
+    grads = grads_of(model.named_parameters())
+    opt.step()
+    return {"loss": loss.item()}, grads
+
+
+def accuracy(model, x, y, batch_size=500):
+    """Fraction of x classified as y, in eval mode, without recording."""
+    import autotensor as at
+    model.eval()
+    with at.no_grad():
+        pred = np.concatenate([model(x[i:i + batch_size]).data.argmax(1)
+                               for i in range(0, len(x), batch_size)])
+    model.train()
+    return float((pred == y).mean())

@@ -1,0 +1,110 @@
+"""PyTorch weights in and out: `nn.utils.load_torch_state_dict` and `nn.utils.torch_state_dict`.
+
+    net = MyNet()                                   # the same architecture as the torch model
+    nn.utils.load_torch_state_dict(net, torch_net.state_dict())
+    nn.utils.load_torch_state_dict(net, at.load("net.safetensors"))   # safetensors.torch files
+
+Both libraries key a state dict by dotted module paths ("features.0.weight"); where autotensor
+stores a parameter differently, this module translates, and nowhere else does:
+- a parameter stored transposed: `nn.Linear.weight` is (in_features, out_features) here and
+  (out_features, in_features) in PyTorch. A module class declares its own transposed parameters
+  in a class attribute `torch_transposed = ("name", ...)`; `nn.Linear` needs none (its weight is
+  known here), so the rule keeps working for modules added later.
+- a parameter named differently: the course's `gamma`/`beta` of the normalisation layers are
+  PyTorch's `weight`/`bias` (in a module that has no `weight`/`bias` of its own).
+- PyTorch's batch-norm counter `num_batches_tracked` is skipped on load where the model keeps
+  no such buffer (autotensor's momentum never reads it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from autotensor import Tensor
+
+from .linear import Linear
+
+__all__ = ["load_torch_state_dict", "torch_state_dict", "torch_names"]
+
+# autotensor's name -> PyTorch's, for a module without a parameter of PyTorch's name.
+_RENAMED = {"gamma": "weight", "beta": "bias"}
+# PyTorch buffers with no autotensor counterpart: skipped on load, even with strict=True.
+_TORCH_ONLY = ("num_batches_tracked",)
+
+
+def torch_names(model):
+    """{autotensor key: (PyTorch key, transposed)} for every parameter and buffer of `model`,
+    in `model.state_dict()`'s order; `transposed` tells the arrays are each other's `.T`."""
+    names = {}
+    for path, m in model.named_modules():
+        transposed = getattr(type(m), "torch_transposed", ("weight",) if isinstance(m, Linear)
+                             else ())
+        own = set(m._parameters) | set(m._buffers)
+        for table in (m._parameters, m._buffers):
+            for k, v in table.items():
+                key = f"{path}.{k}" if path else k
+                if v is None or key in names:
+                    continue
+                torch_k = _RENAMED[k] if k in _RENAMED and _RENAMED[k] not in own else k
+                names[key] = (f"{path}.{torch_k}" if path else torch_k, k in transposed)
+    return names
+
+
+def torch_state_dict(model):
+    """{PyTorch key: ndarray} of `model`'s parameters and buffers in PyTorch's layout (copies,
+    C-contiguous), ready for `torch_module.load_state_dict({k: torch.from_numpy(v) ...})` or
+    `safetensors.numpy.save_file`."""
+    state = model.state_dict()
+    return {torch_k: np.ascontiguousarray(state[k].T if transposed else state[k])
+            for k, (torch_k, transposed) in torch_names(model).items()}
+
+
+def load_torch_state_dict(model, state_dict, strict=True):
+    """Copy a PyTorch state dict (torch tensors, or ndarrays as `at.load` returns them) into
+    `model`, an autotensor module of the same architecture; returns (missing_keys,
+    unexpected_keys) in PyTorch's names.
+
+    Transposed and renamed entries are translated (see the module's docstring). With
+    strict=True the keys must match exactly. Every entry is checked (shape, dtype) before any is
+    written: a mismatch raises ValueError naming the key and both shapes, and changes nothing.
+    """
+    where = f"load_torch_state_dict for {type(model).__name__}"
+    if not isinstance(state_dict, Mapping):
+        raise ValueError(f"{where}: state_dict must be a dict of tensors or arrays, got "
+                         f"{type(state_dict).__name__}")
+    names = torch_names(model)
+    ours = {torch_k: (k, transposed) for k, (torch_k, transposed) in names.items()}
+    missing = [torch_k for torch_k in ours if torch_k not in state_dict]
+    unexpected = [k for k in state_dict if k not in ours
+                  and not (isinstance(k, str) and k.rsplit(".", 1)[-1] in _TORCH_ONLY)]
+    if strict and (missing or unexpected):
+        raise ValueError(f"{where}: missing keys {missing}, unexpected keys {unexpected}")
+    arrays = model.state_dict()
+    converted = {}
+    for torch_k, (k, transposed) in ours.items():
+        if torch_k not in state_dict:
+            continue
+        a = _array(state_dict[torch_k], f"{where}: {torch_k!r}")
+        want = arrays[k].T.shape if transposed else arrays[k].shape
+        if a.shape != want:
+            layout = " (PyTorch's layout: the transpose of autotensor's)" if transposed else ""
+            raise ValueError(f"{where}: {torch_k!r} has shape {a.shape} in the state dict but "
+                             f"the model expects {want}{layout}")
+        converted[k] = a.T if transposed else a
+    # Module.load_state_dict checks the dtypes of all before writing any.
+    model.load_state_dict(converted, strict=False)
+    return missing, unexpected
+
+
+def _array(value, what):
+    """A torch tensor, Tensor or array-like as an ndarray (torch is never imported here)."""
+    if isinstance(value, Tensor):
+        return value.data
+    if hasattr(value, "detach") and hasattr(value, "numpy"):       # a torch.Tensor
+        return value.detach().cpu().numpy()
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{what} is not an array: {e}") from e
