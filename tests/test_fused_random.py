@@ -197,6 +197,24 @@ def test_conv2d_batch_split_equals_twin_and_one_piece(row, kernel_calls, batch_s
     assert kernel_calls["im2col"] and kernel_calls["col2im"]
 
 
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_batch_split_works_in_a_forked_child(batch_split, monkeypatch):
+    """The parent's worker threads do not exist after a fork: the child makes its own.
+    (numpy kernels: numba's OpenMP layer itself refuses to run in a forked child.)"""
+    import os
+    for name in ("im2col", "col2im"):
+        monkeypatch.setattr(kernels, name, KERNEL_SETS["numpy"][name])
+    x, w = np.random.default_rng(0).standard_normal((4, 2, 5, 5)), np.ones((3, 2, 3, 3))
+    ref = fused.conv2d(x, w, pad=1).data               # the parent's pool now has threads
+    pid = os.fork()
+    if pid == 0:                                       # child: exit 0 only if it matches
+        ok = np.allclose(fused.conv2d(x, w, pad=1).data, ref)
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert batch_split == [3]                          # the parent split too
+
+
 def test_batch_split_restores_blas_threads_and_raises_what_a_slice_raised():
     from autotensor.fused import blas_threads, conv_algorithms
     before = blas_threads.count()

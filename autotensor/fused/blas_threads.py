@@ -47,6 +47,15 @@ _FUNCS = _find()
 _lock = threading.Lock()
 
 
+def _after_fork():
+    global _lock
+    _lock = threading.Lock()        # a fork while another thread held it must not deadlock
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
 def available():
     """True when numpy's BLAS threads can be set."""
     return _FUNCS is not None

@@ -15,6 +15,7 @@ columns are the size its own GEMMs read back while they are still in cache.
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -24,6 +25,17 @@ SPLIT_MIN_MACS = 1 << 25      # ~34 M multiply-adds: about 1 ms of one core's GE
 
 _pools = {}
 _pools_lock = threading.Lock()
+
+
+def _after_fork():
+    """A forked child has none of the parent's worker threads: its pools start afresh."""
+    global _pools_lock
+    _pools.clear()
+    _pools_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def batch_slices(N, F, K, P):
