@@ -148,13 +148,14 @@ def torch_step(torch, model, opts, batch):
 def pixel_distance(model, z, stats):
     """Squared distance between generated and real per-pixel (mean, std), summed over pixels.
     NOTE: the generator samples in training mode (batch statistics, as DCGAN trains); its
-    running statistics are saved and restored so the measurement changes nothing."""
-    bns = [m for m in model.generator.modules() if isinstance(m, nn.BatchNorm2d)]
-    saved = [(m.running_mean.copy(), m.running_var.copy()) for m in bns]
+    buffers (batch norm's running statistics and count) are restored: measuring changes
+    nothing."""
+    buffers = [b for b in model.generator.buffers() if b is not None]
+    saved = [b.copy() for b in buffers]
     with at.no_grad():
         fake = model.generator(z).data
-    for m, (mean, var) in zip(bns, saved):
-        m.running_mean[...], m.running_var[...] = mean, var
+    for b, value in zip(buffers, saved):
+        b[...] = value
     return float(((fake.mean(0) - stats[0]) ** 2).sum() + ((fake.std(0) - stats[1]) ** 2).sum())
 
 
