@@ -378,7 +378,10 @@ _ZOO_EPILOG = """model zoo: python examples/NAME.py [--steps N] [--quick] [--out
   convnet_digits  the course's ThreeLayerConvNet as nn.Modules, on the embedded digits
   resnet_digits   a residual block with batch norm, on the embedded digits
   wgan_gp         a WGAN with gradient penalty on a 2-D toy distribution
-  pinn            a physics-informed net solving u'' = f (second derivatives)"""
+  pinn            a physics-informed net solving u'' = f (second derivatives)
+  gru_digits      a GRU classifier reading the digits row by row
+  vae_digits      a variational autoencoder on the digits: reconstructions and samples
+  dcgan_digits    a DCGAN generating digits (ConvTranspose2d, BatchNorm2d, LeakyReLU)"""
 
 
 def main(argv=None):
