@@ -150,6 +150,7 @@ class Function:
     requires_grad = True         # nodes exist only when some input requires grad
     fused = False
     trace = None                 # anomaly mode: where the op was created
+    hooks = None                 # Tensor.register_hook on the output: {handle id: hook}
     out_alias = None             # in-place ops: id of the array the op first returned
 
     def forward(self, *args, **params):
