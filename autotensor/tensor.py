@@ -423,7 +423,7 @@ def tensor(data, requires_grad=False, dtype=None):
 from . import autograd, function, ops, saved_arrays  # noqa: E402  (they build on Tensor)
 
 # Tensor.<name>(...) is at.<name>(self, ...): each of these methods only forwards to its op
-# function (looked up at the call: ops imports this module before it is complete).
+# function (ops is complete here: the import above finished it).
 _FORWARDED = (
     "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "clip", "clamp", "sin", "cos",
     "log1p", "expm1", "erf", "pow", "matmul", "outer", "tril", "triu", "sign", "floor", "round",
@@ -436,8 +436,10 @@ _FORWARDED = (
 
 
 def _forwarding(name):
+    op = getattr(ops, name)
+
     def method(self, *args, **kwargs):
-        return getattr(ops, name)(self, *args, **kwargs)
+        return op(self, *args, **kwargs)
 
     method.__name__, method.__qualname__ = name, f"Tensor.{name}"
     method.__doc__ = f"at.{name}(self, ...): see its docstring and docs/ops.md."
