@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import itertools
 import operator
 from heapq import heappop, heappush
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from . import function, saved_arrays
 from .function import Output, describe_scope, describe_trace, output_node
+from .hooks import run_hooks
 
 _FREED = object()          # marks `node.saved` after backward released the node's buffers
 backward_calls = 0         # how many backward()/grad() walks have run (Tensor.grad's hints)
@@ -256,7 +256,7 @@ def _walk(roots, seeds, retain_graph, create_graph, targets=None, min_seq=0):
             if owned:
                 owned.discard(id(g))          # from here on `g` may be handed to others
             if node.hooks is not None:        # Tensor.register_hook on this node's output
-                g = _run_hooks(node.hooks, g, node.shape)
+                g = run_hooks(node.hooks, g, node.shape)
             if node_slot is not None and node in node_slot:
                 _capture(found, node_slot[node], g)
             if node.retained is not None:     # Tensor.retain_grad() asked to keep this grad
@@ -314,7 +314,7 @@ def _walk(roots, seeds, retain_graph, create_graph, targets=None, min_seq=0):
                 else:
                     to_leaf(p, gp)
         for leaf, g in hooked.items():        # every contribution has arrived: run its hooks
-            g = _run_hooks(leaf._hooks, g, leaf.shape)
+            g = run_hooks(leaf._hooks, g, leaf.shape)
             if leaf_slot is None:
                 _deliver(leaf, g, create_graph, handed, owned)
             else:
@@ -322,49 +322,6 @@ def _walk(roots, seeds, retain_graph, create_graph, targets=None, min_seq=0):
     finally:
         function._MODE.reset(token)
     return found
-
-
-def _run_hooks(hooks, g, shape):
-    """Each hook of `hooks` (Tensor.register_hook) in registration order, on a read-only view
-    of `g` (it may be shared with other edges); a hook's non-None result replaces `g`."""
-    for hook in tuple(hooks.values()):
-        if g.__class__ is np.ndarray:
-            g = g.view()
-            g.flags.writeable = False
-        new = hook(g)
-        if new is None:
-            continue
-        if g.__class__ is Tensor:
-            new = new if new.__class__ is Tensor else _wrap(np.asarray(new), None)
-        else:
-            new = np.asarray(new.data if isinstance(new, Tensor) else new)
-        if new.shape != shape:
-            name = getattr(hook, "__name__", repr(hook))
-            raise RuntimeError(f"hook '{name}' has changed the size of value: it returned a "
-                               f"gradient of shape {new.shape} for a tensor of shape {shape}")
-        g = new
-    return g
-
-
-class RemovableHandle:
-    """What `Tensor.register_hook` returns: `.remove()` unregisters the hook (PyTorch's
-    torch.utils.hooks.RemovableHandle; also a context manager that removes it on exit)."""
-
-    __slots__ = ("_hooks", "id")
-    _ids = itertools.count()
-
-    def __init__(self, hooks):
-        self._hooks = hooks
-        self.id = next(RemovableHandle._ids)
-
-    def remove(self):
-        self._hooks.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
 
 
 def _run_rule(node, g, create_graph):

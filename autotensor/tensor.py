@@ -119,13 +119,13 @@ class Tensor:
         if node is None:
             if getattr(self, "_hooks", None) is None:
                 self._hooks = {}
-            hooks = self._hooks
+            table = self._hooks
         else:                  # on the node: an in-place op later gives the tensor a new node,
             if node.hooks is None:       # and these hooks keep seeing the old value's gradient
                 node.hooks = {}
-            hooks = node.hooks
-        handle = autograd.RemovableHandle(hooks)
-        hooks[handle.id] = hook
+            table = node.hooks
+        handle = hooks.RemovableHandle(table)
+        table[handle.id] = hook
         return handle
 
     def retain_grad(self):
@@ -420,7 +420,7 @@ def tensor(data, requires_grad=False, dtype=None):
                   requires_grad=requires_grad)
 
 
-from . import autograd, function, ops, saved_arrays  # noqa: E402  (they build on Tensor)
+from . import autograd, function, hooks, ops, saved_arrays  # noqa: E402  (they build on Tensor)
 
 # Tensor.<name>(...) is at.<name>(self, ...): each of these methods only forwards to its op
 # function (ops is complete here: the import above finished it).

@@ -21,8 +21,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from autotensor import Tensor
-from autotensor.autograd import RemovableHandle
 from autotensor.function import scope
+from autotensor.hooks import RemovableHandle
 
 
 class Parameter(Tensor):
