@@ -21,6 +21,7 @@ import numpy as np
 
 import autotensor as at
 from autotensor import validate
+from autotensor.fused.rnn import transposed
 from autotensor.random import default_generator
 from autotensor.tensor import _tensor
 
@@ -93,6 +94,8 @@ class _RNNBase(Module):
             outputs = []
             for reverse in (False, True)[:1 + self.bidirectional]:
                 w_ih, w_hh, b_ih, b_hh = self._weights(layer, reverse)
+                if self.GATES > 1:       # the fused cells: w_hh.T laid out once per sequence
+                    step = partial(self._step(), w_hh_t=transposed(w_hh))
                 hs, final = _run(step, project(x, w_ih, b_ih), states[k], w_hh, b_hh, reverse)
                 outputs.append(at.stack(hs, dim=0))
                 finals.append(final)

@@ -46,16 +46,17 @@ def rnn_step(xw, h, w_hh, b_hh, act):
     return act(xw + project(h, w_hh, b_hh))
 
 
-def lstm_step(xw, state, w_hh, b_hh):
+def lstm_step(xw, state, w_hh, b_hh, w_hh_t=None):
     """(h, c) -> (h', c'): i, f, g, o = chunks of xw + h @ w_hh.T + b_hh;
-    c' = sigmoid(f) * c + sigmoid(i) * tanh(g), h' = sigmoid(o) * tanh(c')."""
-    return at.unbind(fused.lstm_cell(xw, *state, w_hh, b_hh))
+    c' = sigmoid(f) * c + sigmoid(i) * tanh(g), h' = sigmoid(o) * tanh(c').
+    w_hh_t: fused.rnn.transposed(w_hh), made once per sequence (a speed hint)."""
+    return at.unbind(fused.lstm_cell(xw, *state, w_hh, b_hh, w_hh_t=w_hh_t))
 
 
-def gru_step(xw, h, w_hh, b_hh):
+def gru_step(xw, h, w_hh, b_hh, w_hh_t=None):
     """h' = (1 - z) * n + z * h with r, z = sigmoid(x_r + h_r), sigmoid(x_z + h_z) and
     n = tanh(x_n + r * h_n), where x_* are chunks of xw and h_* of h @ w_hh.T + b_hh."""
-    return fused.gru_cell(xw, h, w_hh, b_hh)
+    return fused.gru_cell(xw, h, w_hh, b_hh, w_hh_t=w_hh_t)
 
 
 # ---- shared by the cells and the layers --------------------------------------------------------
