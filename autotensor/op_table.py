@@ -616,3 +616,27 @@ NORM_ROWS = [
 ROWS += NORM_ROWS
 
 ROWS += ACTIVATION_ATTENTION_ROWS
+
+# ---- recurrent cells (issue 13): fused.lstm_cell, fused.gru_cell and at.unbind -------------------
+def _cell_inputs(gates, states, n=3, hidden=4, bias=True):
+    """xw (n, gates * hidden), the states (n, hidden), w_hh, and b_hh when bias."""
+    g = gates * hidden
+    return (((n, g), A), *[((n, hidden), A)] * states, ((g, hidden), A)) + \
+        ((((g,), A),) if bias else ())
+
+
+RNN_ROWS = [
+    Row("unbind", lambda x: at.stack([p * (i + 1) for i, p in enumerate(at.unbind(x, 1))], 0),
+        (((3, 4, 2), A),), "dim1"),
+    Row("unbind", lambda x: x.unbind(-1)[1] * 2, (((2, 3), A),), "one-used-negative-dim"),
+    Row("unbind", lambda x: at.unbind(x)[0], (((1, 3), A),), "single"),
+    Row("fused.lstm_cell", fused.lstm_cell, _cell_inputs(4, 2), "", TIGHT,
+        fused.lstm_cell_composite),
+    Row("fused.lstm_cell", fused.lstm_cell, _cell_inputs(4, 2, n=1, hidden=2, bias=False),
+        "no-bias", TIGHT, fused.lstm_cell_composite),
+    Row("fused.gru_cell", fused.gru_cell, _cell_inputs(3, 1), "", TIGHT,
+        fused.gru_cell_composite),
+    Row("fused.gru_cell", fused.gru_cell, _cell_inputs(3, 1, n=2, hidden=3, bias=False),
+        "no-bias", TIGHT, fused.gru_cell_composite),
+]
+ROWS += RNN_ROWS

@@ -432,6 +432,7 @@ _FORWARDED = (
     "reshape", "view", "transpose", "permute", "flatten", "unsqueeze", "squeeze", "expand",
     "expand_as", "repeat", "flip", "split", "chunk", "gather", "scatter_add", "index_select",
     "masked_fill", "index_put", "astype",
+    "unbind",
 )
 
 

@@ -6,8 +6,9 @@
 PyTorch's signatures, parameter names (`weight_ih_l{k}`, `weight_hh_l{k}`, `bias_ih_l{k}`,
 `bias_hh_l{k}`, `_reverse` for the backward direction), shapes, registration order (so
 `state_dict()` keys equal torch's), gate order and return values. Each layer projects its whole
-input sequence with one matmul, then runs the step of rnn_cells.py over time, so every gradient
-is the tape's and is differentiable again. Between layers, in training only, dropout draws its
+input sequence with one matmul, then runs the step of rnn_cells.py over time (the fused LSTM
+and GRU cells of autotensor/fused/rnn.py: one node per step), and every gradient is
+differentiable again. Between layers, in training only, dropout draws its
 masks from autotensor.random. PyTorch's `proj_size` is refused (NotImplementedError).
 """
 
@@ -20,6 +21,7 @@ import numpy as np
 
 import autotensor as at
 from autotensor import validate
+from autotensor.fused.rnn import transposed
 from autotensor.random import default_generator
 from autotensor.tensor import _tensor
 
@@ -92,6 +94,8 @@ class _RNNBase(Module):
             outputs = []
             for reverse in (False, True)[:1 + self.bidirectional]:
                 w_ih, w_hh, b_ih, b_hh = self._weights(layer, reverse)
+                if self.GATES > 1:       # the fused cells: w_hh.T laid out once per sequence
+                    step = partial(self._step(), w_hh_t=transposed(w_hh))
                 hs, final = _run(step, project(x, w_ih, b_ih), states[k], w_hh, b_hh, reverse)
                 outputs.append(at.stack(hs, dim=0))
                 finals.append(final)
@@ -142,7 +146,7 @@ class _RNNBase(Module):
                 h = check_state(owner, name, h, shape)
             else:
                 h = at.unsqueeze(check_state(owner, name, h, (shape[0], shape[2])), 1)
-            per_name.append([h[k] for k in range(shape[0])])
+            per_name.append(at.unbind(h))
         return list(zip(*per_name)) if self.IS_LSTM else per_name[0]
 
     def _weights(self, layer, reverse):
@@ -181,8 +185,9 @@ def _run(step, xw, state, w_hh, b_hh, reverse):
     """Run `step` over the time axis of xw (L, N, gates * H) from `state`: the hidden state at
     every time (in time order) and the final state (last in the direction of travel)."""
     hs = []
-    for t in (reversed(range(xw.shape[0])) if reverse else range(xw.shape[0])):
-        state = step(xw[t], state, w_hh, b_hh)
+    steps = at.unbind(xw)          # one node: backward writes every step's gradient at once
+    for xt in (reversed(steps) if reverse else steps):
+        state = step(xt, state, w_hh, b_hh)
         hs.append(state[0] if isinstance(state, tuple) else state)
     return (hs[::-1] if reverse else hs), state
 

@@ -5,9 +5,11 @@ Parameters have PyTorch's names, shapes and gate order, so weights copy across b
 weight_ih (gates * hidden_size, input_size), weight_hh (gates * hidden_size, hidden_size),
 bias_ih and bias_hh (gates * hidden_size,). Gate order: i, f, g, o (LSTM); r, z, n (GRU).
 
-Every step is written with Tensor ops (matmul, sigmoid, tanh, chunk), so the tape derives each
-gradient and differentiates it again. A step takes `xw`, the input already projected
-(x @ weight_ih.T + bias_ih): the layers project a whole sequence with one matmul.
+The LSTM and GRU steps are the fused cells of autotensor/fused/rnn.py (one node per step,
+a hand-written backward; under create_graph, or inside `at.use_fused(False)`, their composite
+twins of Tensor ops). The Elman step is written with Tensor ops. A step takes `xw`, the input
+already projected (x @ weight_ih.T + bias_ih): the layers project a whole sequence with one
+matmul.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import math
 import numpy as np
 
 import autotensor as at
-from autotensor import validate
+from autotensor import fused, validate
 from autotensor.random import default_generator
 from autotensor.tensor import _tensor
 
@@ -30,7 +32,11 @@ NONLINEARITIES = {"tanh": at.tanh, "relu": at.relu}
 
 # ---- the steps ---------------------------------------------------------------------------------
 def project(x, w, b):
-    """x @ w.T + b (b may be None): PyTorch's (out, in) weight layout."""
+    """x @ w.T + b (b may be None): PyTorch's (out, in) weight layout. A sequence (L, N, in)
+    is flattened to (L * N, in) first: w's gradient is then one GEMM, not L summed ones."""
+    if x.ndim == 3:
+        return at.reshape(project(at.reshape(x, (-1, x.shape[2])), w, b),
+                          (*x.shape[:2], w.shape[0]))
     out = x @ w.T
     return out if b is None else out + b
 
@@ -40,24 +46,17 @@ def rnn_step(xw, h, w_hh, b_hh, act):
     return act(xw + project(h, w_hh, b_hh))
 
 
-def lstm_step(xw, state, w_hh, b_hh):
+def lstm_step(xw, state, w_hh, b_hh, w_hh_t=None):
     """(h, c) -> (h', c'): i, f, g, o = chunks of xw + h @ w_hh.T + b_hh;
-    c' = sigmoid(f) * c + sigmoid(i) * tanh(g), h' = sigmoid(o) * tanh(c')."""
-    h, c = state
-    i, f, g, o = at.chunk(xw + project(h, w_hh, b_hh), 4, dim=-1)
-    c = at.sigmoid(f) * c + at.sigmoid(i) * at.tanh(g)
-    return at.sigmoid(o) * at.tanh(c), c
+    c' = sigmoid(f) * c + sigmoid(i) * tanh(g), h' = sigmoid(o) * tanh(c').
+    w_hh_t: fused.rnn.transposed(w_hh), made once per sequence (a speed hint)."""
+    return at.unbind(fused.lstm_cell(xw, *state, w_hh, b_hh, w_hh_t=w_hh_t))
 
 
-def gru_step(xw, h, w_hh, b_hh):
+def gru_step(xw, h, w_hh, b_hh, w_hh_t=None):
     """h' = (1 - z) * n + z * h with r, z = sigmoid(x_r + h_r), sigmoid(x_z + h_z) and
     n = tanh(x_n + r * h_n), where x_* are chunks of xw and h_* of h @ w_hh.T + b_hh."""
-    xr, xz, xn = at.chunk(xw, 3, dim=-1)
-    hr, hz, hn = at.chunk(project(h, w_hh, b_hh), 3, dim=-1)
-    r = at.sigmoid(xr + hr)
-    z = at.sigmoid(xz + hz)
-    n = at.tanh(xn + r * hn)
-    return n + z * (h - n)
+    return fused.gru_cell(xw, h, w_hh, b_hh, w_hh_t=w_hh_t)
 
 
 # ---- shared by the cells and the layers --------------------------------------------------------

@@ -177,3 +177,13 @@ def batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=Tru
     impl = batch_norm_fused if fused_enabled() else batch_norm_composite
     return impl(x, gamma, beta, running_mean, running_var, training=bool(training),
                 momentum=float(momentum), eps=float(eps))
+
+# ---- recurrent cells (issue 13): one LSTM or GRU time step, fused/rnn.py ----------------------
+from .rnn import (  # noqa: E402
+    gru_cell,
+    gru_cell_composite,
+    lstm_cell,
+    lstm_cell_composite,
+)
+
+__all__ += ["lstm_cell", "lstm_cell_composite", "gru_cell", "gru_cell_composite"]

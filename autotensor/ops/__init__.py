@@ -375,3 +375,19 @@ def astype(x, dtype):
     if not np.issubdtype(dtype, np.floating):      # integer tensors never require grad
         return Tensor(_tensor(x).data.astype(dtype))
     return AsType.apply(x, dtype=dtype)
+
+
+# ---- unbind (issue 13: an RNN's time steps as one node) -----------------------------------------
+from .movement import Unbind  # noqa: E402
+
+__all__ += ["unbind"]
+
+
+def unbind(x, dim=0):
+    """The tuple of x's slices along `dim` (each without that dim), as torch.unbind. One node:
+    backward stacks the slices' gradients into one array."""
+    x = _tensor(x)
+    if x.ndim == 0:
+        raise ValueError("unbind: a 0-d tensor has no dim to unbind")
+    d = _dim(dim, x.ndim)
+    return () if x.shape[d] == 0 else Unbind.apply(x, axis=d)

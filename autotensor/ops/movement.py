@@ -132,6 +132,21 @@ class Stack(Function):
         return tuple(g[(slice(None),) * self.axis + (i,)] for i in range(self.n))
 
 
+class Unbind(Function):
+    """z_0, ..., z_{n-1} = the slices x[i] along `axis`, as one node with n outputs.
+
+    Backward stacks the n gradients into one array: n separate GetItems would each fill an
+    x-sized array of zeros (an RNN's time steps: quadratic in the sequence length).
+    """
+
+    def forward(self, x, axis=0):
+        self.axis = axis
+        return tuple(np.moveaxis(x, axis, 0))          # views, as x[i] is
+
+    def backward(self, *gs):
+        return call(Stack, *gs, axis=self.axis)
+
+
 class Pad(Function):
     """z = x padded with a constant; `pad_width` as in np.pad"""
 
