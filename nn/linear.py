@@ -32,8 +32,12 @@ class Linear(Module):
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear: input must be (*, in_features={self.in_features}), got "
                              f"shape {x.shape}")
+        lead = x.shape[:-1]
+        if len(lead) > 1:          # one (prod(lead), in) GEMM: its weight gradient is one GEMM
+            x = ops.reshape(x, (-1, self.in_features))         # too, not a sum of per-batch ones
         out = ops.matmul(x, self.weight)
-        return out if self.bias is None else out + self.bias
+        out = out if self.bias is None else out + self.bias
+        return ops.reshape(out, lead + (self.out_features,)) if len(lead) > 1 else out
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
