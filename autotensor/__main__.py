@@ -378,7 +378,9 @@ _ZOO_EPILOG = """model zoo: python examples/NAME.py [--steps N] [--quick] [--out
   convnet_digits  the course's ThreeLayerConvNet as nn.Modules, on the embedded digits
   resnet_digits   a residual block with batch norm, on the embedded digits
   wgan_gp         a WGAN with gradient penalty on a 2-D toy distribution
-  pinn            a physics-informed net solving u'' = f (second derivatives)"""
+  pinn            a physics-informed net solving u'' = f (second derivatives)
+  char_lstm       a character-level LSTM language model on Macbeth, sampling text
+  transformer     a small causal transformer on Macbeth's characters, sampling text"""
 
 
 def main(argv=None):
