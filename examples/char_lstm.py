@@ -24,7 +24,7 @@ SIZES = {"full": {"vocab": VOCAB, "embed": 32, "hidden": 96, "layers": 2, "seq":
          # bench/models.py: the PyTorch word-language-model tutorial's sizes
          "bench": {"vocab": VOCAB, "embed": 200, "hidden": 200, "layers": 2, "seq": 35,
                    "batch": 20}}
-LEARNS = (60, 1.25)
+LEARNS = (60, 1.3)
 CLIP = 1.0
 
 

@@ -20,13 +20,13 @@ from autotensor import nn, optim
 from autotensor.nn import functional as F
 
 VOCAB = len(_zoo.corpus()[1])
-SIZES = {"full": {"vocab": VOCAB, "d_model": 64, "heads": 4, "blocks": 2, "seq": 64,
-                  "batch": 16},
+SIZES = {"full": {"vocab": VOCAB, "d_model": 64, "heads": 4, "blocks": 2, "seq": 32,
+                  "batch": 32},
          "small": {"vocab": 5, "d_model": 4, "heads": 2, "blocks": 1, "seq": 4, "batch": 2},
          # bench/models.py: the transformer block
          "bench": {"vocab": VOCAB, "d_model": 128, "heads": 4, "blocks": 1, "seq": 64,
                    "batch": 16}}
-LEARNS = (60, 1.25)
+LEARNS = (60, 1.4)
 CLIP = 1.0
 
 
@@ -121,7 +121,7 @@ def batch(rng, size="full", dtype=np.float64):
 
 
 def optimizers(model, optim):
-    return [optim.Adam(model.parameters(), lr=3e-3)]
+    return [optim.Adam(model.parameters(), lr=6e-3)]
 
 
 def loss(model, batch):
