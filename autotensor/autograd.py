@@ -9,6 +9,10 @@ Tensors instead of arrays, so the rules' arithmetic is itself recorded (docs/eng
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
+import operator
+from heapq import heappop, heappush
 
 import numpy as np
 
@@ -54,8 +58,7 @@ def graph_nodes(*roots, min_seq=0):
     return nodes
 
 
-def _seq(node):
-    return node.seq
+_seq = operator.attrgetter("seq")
 
 
 @contextlib.contextmanager
@@ -199,6 +202,11 @@ def _walk(roots, seeds, retain_graph, create_graph, targets=None, min_seq=0):
     targets None: accumulate into every reached leaf's `.grad` (Tensor.backward). Otherwise
     return the gradient reaching each target (a leaf or a non-leaf Tensor), touching no
     `.grad`, and run only the nodes that lead to a target (at.grad).
+
+    Nodes run newest first: a node's consumers were all recorded after it, so when the newest
+    node with a pending gradient runs, every contribution to that gradient has arrived. A heap
+    of the pending nodes, keyed by recording order, gives that order without sorting the whole
+    graph first; nodes recorded before `min_seq` are left out.
     """
     # Gradient arrays are shared freely (Add hands the same `g` to both inputs), so nothing
     # is modified in place except arrays this backward allocated itself, which one place holds.
@@ -211,41 +219,56 @@ def _walk(roots, seeds, retain_graph, create_graph, targets=None, min_seq=0):
         for i, t in enumerate(targets):
             slots = leaf_slot if t._node is None else node_slot
             slots.setdefault(t if t._node is None else t._node, []).append(i)
-    pending = {}
-    starts = []
-    for t, g in zip(roots, seeds):
-        if t._node is None:                         # a leaf: its gradient is `g` itself
-            if leaf_slot is None:
-                _deliver(t, g, create_graph, handed, owned)
-            else:
-                _capture(found, leaf_slot.get(t), g)
-        elif t._node in pending:
-            pending[t._node] = pending[t._node] + g
+    hooked = {}                       # leaf with hooks -> its gradient of this walk, summed
+
+    def to_leaf(leaf, g):
+        if getattr(leaf, "_hooks", None):        # a constant or a leaf made by _wrap: unset
+            prev = hooked.get(leaf)
+            hooked[leaf] = g if prev is None else _sum(prev, g, owned)
+        elif leaf_slot is None:
+            _deliver(leaf, g, create_graph, handed, owned)
         else:
-            pending[t._node] = g
-            starts.append(t._node)
-    nodes = graph_nodes(*starts, min_seq=min_seq)
+            _capture(found, leaf_slot.get(leaf), g)
+
+    pending = {}
+    heap = []
+    for t, g in zip(roots, seeds):
+        node = t._node
+        if node is None:                            # a leaf: its gradient is `g` itself
+            to_leaf(t, g)
+        elif node in pending:
+            pending[node] = pending[node] + g
+        else:
+            pending[node] = g
+            heap.append((-node.seq, node))
+    heapq.heapify(heap)
     if targets is not None:
-        needed = _needed(nodes, leaf_slot, node_slot)
+        needed = _needed(graph_nodes(*(n for _, n in heap), min_seq=min_seq), leaf_slot,
+                         node_slot)
     # Only nodes recorded before the latest in-place write can have saved an overwritten array.
-    check_writes = bool(nodes) and saved_arrays.last_write > nodes[-1].seq
     last_write = saved_arrays.last_write
     anomaly = function._anomaly
     token = function.set_grad_mode(create_graph)    # rules record only under create_graph
     try:
-        for node in nodes:
-            g = pending.pop(node, None)
-            if g is None:
-                continue
-            owned.discard(id(g))              # from here on `g` may be handed to others
+        while heap:
+            node = heappop(heap)[1]
+            g = pending.pop(node)
+            if owned:
+                owned.discard(id(g))          # from here on `g` may be handed to others
+            if node.hooks is not None:        # Tensor.register_hook on this node's output
+                g = _run_hooks(node.hooks, g, node.shape)
             if node_slot is not None and node in node_slot:
                 _capture(found, node_slot[node], g)
             if node.retained is not None:     # Tensor.retain_grad() asked to keep this grad
                 _deliver(node.retained, g, create_graph, handed, owned)
             if node.__class__ is Output:      # one output of a multi-output node
-                slots = pending.get(node.source)
+                source = node.source
+                slots = pending.get(source)
                 if slots is None:
-                    slots = pending[node.source] = [None] * len(node.source.out_ids)
+                    if source.seq < min_seq:
+                        continue
+                    slots = pending[source] = [None] * len(source.out_ids)
+                    heappush(heap, (-source.seq, source))
                 prev = slots[node.index]
                 slots[node.index] = g if prev is None else _sum(prev, g, owned)
                 continue
@@ -256,7 +279,7 @@ def _walk(roots, seeds, retain_graph, create_graph, targets=None, min_seq=0):
                     f"Trying to backward through the graph a second time ({node.name} node, "
                     f"recorded #{node.seq}): its saved buffers were freed by the first "
                     "backward. Pass retain_graph=True to the first backward() to keep them.")
-            if check_writes and node.seq < last_write:
+            if node.seq < last_write:
                 saved_arrays.check_saved(node)
             if create_graph or g.__class__ is list:
                 grads = _run_rule(node, g, create_graph)
@@ -283,14 +306,65 @@ def _walk(roots, seeds, retain_graph, create_graph, targets=None, min_seq=0):
                     _check_finite(node, gp)
                 if p._is_node:
                     prev = pending.get(p)
-                    pending[p] = gp if prev is None else _sum(prev, gp, owned)
-                elif leaf_slot is None:
-                    _deliver(p, gp, create_graph, handed, owned)
+                    if prev is not None:
+                        pending[p] = _sum(prev, gp, owned)
+                    elif p.seq >= min_seq:
+                        pending[p] = gp
+                        heappush(heap, (-p.seq, p))
                 else:
-                    _capture(found, leaf_slot.get(p), gp)
+                    to_leaf(p, gp)
+        for leaf, g in hooked.items():        # every contribution has arrived: run its hooks
+            g = _run_hooks(leaf._hooks, g, leaf.shape)
+            if leaf_slot is None:
+                _deliver(leaf, g, create_graph, handed, owned)
+            else:
+                _capture(found, leaf_slot.get(leaf), g)
     finally:
         function._MODE.reset(token)
     return found
+
+
+def _run_hooks(hooks, g, shape):
+    """Each hook of `hooks` (Tensor.register_hook) in registration order, on a read-only view
+    of `g` (it may be shared with other edges); a hook's non-None result replaces `g`."""
+    for hook in tuple(hooks.values()):
+        if g.__class__ is np.ndarray:
+            g = g.view()
+            g.flags.writeable = False
+        new = hook(g)
+        if new is None:
+            continue
+        if g.__class__ is Tensor:
+            new = new if new.__class__ is Tensor else _wrap(np.asarray(new), None)
+        else:
+            new = np.asarray(new.data if isinstance(new, Tensor) else new)
+        if new.shape != shape:
+            name = getattr(hook, "__name__", repr(hook))
+            raise RuntimeError(f"hook '{name}' has changed the size of value: it returned a "
+                               f"gradient of shape {new.shape} for a tensor of shape {shape}")
+        g = new
+    return g
+
+
+class RemovableHandle:
+    """What `Tensor.register_hook` returns: `.remove()` unregisters the hook (PyTorch's
+    torch.utils.hooks.RemovableHandle; also a context manager that removes it on exit)."""
+
+    __slots__ = ("_hooks", "id")
+    _ids = itertools.count()
+
+    def __init__(self, hooks):
+        self._hooks = hooks
+        self.id = next(RemovableHandle._ids)
+
+    def remove(self):
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
 
 
 def _run_rule(node, g, create_graph):

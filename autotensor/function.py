@@ -139,13 +139,14 @@ class Function:
     `parents` (per input: the producing node, a leaf Tensor, a constant Tensor, or None for
     plain numbers/arrays), `saved` (what backward needs; freed after backward), `seq`
     (recording order), `scope` (module path), `shape`/`dtype` (of the output), `out_id` (the
-    id of the output array: create_graph finds saved outputs by identity).
+    id of the output array: create_graph finds saved outputs by identity), `retained` and
+    `hooks` (Tensor.retain_grad and Tensor.register_hook on the output; usually None).
     Set the class attribute `fused = True` on hand-written fast paths.
     """
 
     # Subclasses declare no __slots__, so ops may keep extra attributes (axis, shapes, ...).
-    __slots__ = ("parents", "saved", "seq", "scope", "shape", "dtype", "retained", "out_id",
-                 "guard", "__weakref__")
+    __slots__ = ("parents", "saved", "seq", "scope", "shape", "dtype", "retained", "hooks",
+                 "out_id", "guard", "__weakref__")
     _is_node = True
     requires_grad = True         # nodes exist only when some input requires grad
     fused = False
@@ -206,7 +207,8 @@ class Function:
                 datas.append(a)
                 parents.append(None)
         try:
-            out = fn.forward(*datas, **params)
+            # NOTE: `**params` copies the dict even when it is empty: most ops take none.
+            out = fn.forward(*datas, **params) if params else fn.forward(*datas)
         except ValueError as e:
             shapes = ", ".join(str(np.shape(d)) for d in datas)
             raise ValueError(f"{cls.__name__}: inputs of shapes {shapes}: {e}") from None
@@ -214,30 +216,38 @@ class Function:
             if out.__class__ is tuple:
                 return _apply_multi(fn, out, parents, record, exposed, datas)
             out = _array_out(fn, out)
+        t = _new_tensor(Tensor)          # tensor._wrap, inlined: this is the hottest path
+        t.data = out
+        t._grad = None
+        t.name = None
         if record and (mode := _mode())[0]:
             fn.parents = tuple(parents)
             fn.seq = _next_seq()
             fn.scope = mode[1]
             fn.shape = out.shape
             fn.dtype = out.dtype
-            fn.retained = None
+            fn.retained = fn.hooks = None
             fn.out_id = _id(out)
             if exposed:
                 _note_recorded_use(fn, datas)
             if _anomaly:
                 _anomaly_forward(fn, (out,))
-            return _wrap(out, fn)
+            t.requires_grad = True
+            t._node = fn
+            return t
         if _anomaly:
             _anomaly_forward(fn, (out,))
         if record:
             _note_untracked_use(args)
-        return _wrap(out, None)
+        t.requires_grad = False
+        t._node = None
+        return t
 
     def __repr__(self):
         return f"<{self.name} node #{getattr(self, 'seq', '?')} out {getattr(self, 'shape', '?')}>"
 
 
-_new_object = object.__new__
+_new_object = _new_tensor = object.__new__
 _id = id
 
 
@@ -305,7 +315,7 @@ def output_node(source, index, shape, dtype, out_id):
     node.seq = _next_seq()
     node.scope = source.scope
     node.shape, node.dtype = shape, dtype
-    node.retained = None
+    node.retained = node.hooks = None
     node.out_id = out_id
     return node
 
@@ -321,7 +331,7 @@ def _apply_multi(fn, outs, parents, record, exposed, datas):
     fn.scope = _MODE.get()[1]
     fn.shape = tuple(o.shape for o in outs)       # one shape per output
     fn.dtype = tuple(o.dtype for o in outs)
-    fn.retained = None
+    fn.retained = fn.hooks = None
     fn.out_id = None
     fn.out_ids = tuple(id(o) for o in outs)
     if exposed:

@@ -18,7 +18,10 @@ class Tensor:
     Only floating-point tensors may require grad.
     """
 
-    __slots__ = ("data", "_grad", "requires_grad", "_node", "name", "_hint", "__weakref__")
+    # _hooks: a leaf's register_hook hooks (a non-leaf's live on its node); set on leaves made
+    # here, left unset on the tensors ops return (autograd reads it with a default).
+    __slots__ = ("data", "_grad", "requires_grad", "_node", "name", "_hint", "_hooks",
+                 "__weakref__")
     _is_node = False
     __array_priority__ = 1000        # ndarray (op) Tensor defers to Tensor's reflected op
 
@@ -38,6 +41,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self._node = None
         self.name = None
+        self._hooks = None
         if requires_grad:
             self._hint = ("unused", autograd.backward_calls)
 
@@ -82,15 +86,47 @@ class Tensor:
             self._hint = "detached"         # only while no recorded op has used it
         return _wrap(self.data, None)
 
-    def requires_grad_(self, flag=True):
-        if self._node is not None and not flag:
-            raise RuntimeError("requires_grad_(False) on a non-leaf tensor; use detach()")
-        if flag and not np.issubdtype(self.dtype, np.floating):
+    def requires_grad_(self, requires_grad=True):
+        """Set `requires_grad` in place and return self (PyTorch's method). Only a leaf can
+        stop requiring grad: a non-leaf's gradient flows through it (use detach())."""
+        requires_grad = bool(requires_grad)
+        if self._node is not None and not requires_grad:
+            raise RuntimeError("you can only change requires_grad flags of leaf tensors: "
+                               f"this one (shape {self.shape}) is the output of "
+                               f"{self._node.name}; use t.detach() for a copy outside the graph")
+        if requires_grad and not np.issubdtype(self.dtype, np.floating):
             raise TypeError(f"only floating-point tensors can require grad, got {self.dtype}")
-        if flag and not self.requires_grad:
+        if requires_grad and not self.requires_grad:
             self._hint = ("unused", autograd.backward_calls)
-        self.requires_grad = flag
+        self.requires_grad = requires_grad
         return self
+
+    def register_hook(self, hook):
+        """Call `hook(grad)` each time this tensor's gradient is computed (PyTorch's method).
+
+        `grad` is what `.grad` would hold: an ndarray (read-only: it may be shared), or a
+        Tensor under backward(create_graph=True). A non-None return replaces the gradient (same
+        shape) for the rest of the backward pass: a leaf accumulates the replacement into
+        `.grad`, a non-leaf passes it on. A leaf's hooks see the sum of every contribution of
+        the pass. Hooks run in registration order; returns a handle whose `.remove()` unhooks.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require "
+                               f"gradient (shape {self.shape}); call requires_grad_() first")
+        if not callable(hook):
+            raise TypeError(f"register_hook: hook must be callable, got {type(hook).__name__}")
+        node = self._node
+        if node is None:
+            if getattr(self, "_hooks", None) is None:
+                self._hooks = {}
+            hooks = self._hooks
+        else:                  # on the node: an in-place op later gives the tensor a new node,
+            if node.hooks is None:       # and these hooks keep seeing the old value's gradient
+                node.hooks = {}
+            hooks = node.hooks
+        handle = autograd.RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        return handle
 
     def retain_grad(self):
         """Keep this non-leaf tensor's gradient in `.grad` during the next backward.
@@ -387,7 +423,7 @@ def tensor(data, requires_grad=False, dtype=None):
 from . import autograd, function, ops, saved_arrays  # noqa: E402  (they build on Tensor)
 
 # Tensor.<name>(...) is at.<name>(self, ...): each of these methods only forwards to its op
-# function (looked up at the call: ops imports this module before it is complete).
+# function (ops is complete here: the import above finished it).
 _FORWARDED = (
     "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "clip", "clamp", "sin", "cos",
     "log1p", "expm1", "erf", "pow", "matmul", "outer", "tril", "triu", "sign", "floor", "round",
@@ -400,8 +436,10 @@ _FORWARDED = (
 
 
 def _forwarding(name):
+    op = getattr(ops, name)
+
     def method(self, *args, **kwargs):
-        return getattr(ops, name)(self, *args, **kwargs)
+        return op(self, *args, **kwargs)
 
     method.__name__, method.__qualname__ = name, f"Tensor.{name}"
     method.__doc__ = f"at.{name}(self, ...): see its docstring and docs/ops.md."

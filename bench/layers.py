@@ -11,6 +11,8 @@ with as many threads as autotensor (numba's count).
 - The naive loops are slow: they run on the first `--naive-n` samples of the batch, 3 times
   (1 with --quick), and are scaled linearly to the full batch ("naive*" rows).
 
+Conv rows also print the GFLOP/s reached (GEMM work of the call over its median time).
+
 Usage: python bench/layers.py [--quick] [--repeats N] [--only conv|pool|bn|models]
 """
 
@@ -45,6 +47,13 @@ def cases(only, dtypes):
                 key = f"{kind} {spec} {dt} {'fwd+bwd' if backward else 'fwd'}"
                 out.append((key, kind, spec, dt, backward))
     return out
+
+
+def conv_gflop(spec, backward):
+    """GEMM work of one call: 2*N*F*C*HH*WW*Ho*Wo per pass, 3 passes with the backward."""
+    (N, C, H, W), (F, _, HH, WW), s, p = spec
+    Ho, Wo = (H + 2 * p - HH) // s + 1, (W + 2 * p - WW) // s + 1
+    return (3 if backward else 1) * 2 * N * F * C * HH * WW * Ho * Wo / 1e9
 
 
 def case_arrays(kind, spec, dtype):
@@ -222,8 +231,10 @@ def main():
     print(f"autotensor kernels: {kernels.BACKEND}; threads {args.threads}; "
           f"{time.strftime('%Y-%m-%d %H:%M')}; repeats {args.repeats} (medians)")
     torch_runs = [run_torch_worker(args)]
-    results = {}
+    results, gflop = {}, {}
     for key, kind, spec, dt, backward in cases(args.only, args.dtypes):
+        if kind == "conv":
+            gflop[key] = conv_gflop(spec, backward)
         arrays = case_arrays(kind, spec, np.dtype(dt))
         times = timed_blocks(at_fns(kind, spec, arrays, backward), args.repeats)
         naive = naive_fn(kind, spec, arrays, naive_n, backward)
@@ -241,6 +252,10 @@ def main():
             if torch_runs[0] and torch_runs[1] else None
         report(key + (" (naive*: backward only)" if "naive*" in rows and
                       key.endswith("fwd+bwd") else ""), rows, torch_ms)
+        if key in gflop:
+            rates = [f"fused {gflop[key] / rows['fused'] * 1e3:.1f}"]
+            rates += [f"torch {gflop[key] / torch_ms * 1e3:.1f}"] if torch_ms else []
+            print(f"  GFLOP/s      {', '.join(rates)} ({gflop[key]:.3f} GFLOP a call)")
         fwd = results.get(key.replace("fwd+bwd", "fwd"))
         if key.endswith("fwd+bwd") and fwd and "naive*" in rows:
             bwd = rows["fused"] - fwd["fused"]

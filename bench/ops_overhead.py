@@ -1,50 +1,73 @@
 """Per-op overhead of the tape: autotensor vs PyTorch CPU eager (when torch is installed).
 
-Cases (float64, forward + backward, the garbage collector left on as in real use):
+Cases (forward + backward, in float64 and float32, the garbage collector left on as in real
+use):
   chain : 1,000 elementwise ops on a (4, 4) tensor; reports microseconds per op
   mlp   : one SGD step of a 3-layer MLP (784-256-256-10) on a batch of 64
   hvp   : a Hessian-vector product of a 784-256-10 MLP's cross-entropy loss (batch 64) with
           respect to its four parameter tensors: at.functional.hvp vs
           torch.autograd.functional.hvp (second-order: create_graph, then a second backward)
 
-Prints medians and the ratio autotensor / PyTorch (lower is better; target <= 1.0). Timing as
-in bench/timing.py: blocks of calls rotated three times; PyTorch in a worker process (run
-before and after autotensor, medians pooled) with as many threads as autotensor.
-Usage: python bench/ops_overhead.py [--repeats N]
+Prints medians and the ratio autotensor / PyTorch (lower is better; targets: chain <= 0.6,
+mlp <= 0.8, issue 15). Timing as in bench/timing.py: blocks of calls rotated three times;
+PyTorch in a worker process (run before and after autotensor, medians pooled) with as many
+threads as autotensor. `--cpu` times CPU seconds of this process (time.process_time) with one
+thread each instead of wall time: on a machine shared with other jobs, wall time measures the
+neighbours' load, CPU time mostly our own work.
+Usage: python bench/ops_overhead.py [--repeats N] [--dtypes float64 float32] [--cpu]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import sys
+import time
+import types
 
-import numpy as np
-from timing import run_worker, thread_count, timed_blocks
+# --cpu: one thread each, fixed before numpy loads its BLAS (idle BLAS threads spin, and CPU
+# time would count the spinning).
+if "--cpu" in sys.argv:
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                 "NUMBA_NUM_THREADS"):
+        os.environ[_var] = "1"
 
-import autotensor as at
+import numpy as np  # noqa: E402
+import timing  # noqa: E402
+from timing import run_worker, thread_count, timed_blocks  # noqa: E402
+
+import autotensor as at  # noqa: E402
 
 CHAIN = 1000
 
 
 # ---- autotensor ---------------------------------------------------------------------------------
-def at_chain():
-    x = at.Tensor(np.random.rand(4, 4) + 0.5, requires_grad=True)
-    y = x
-    for i in range(CHAIN // 4):
-        y = ((y * 1.001 + 0.01).tanh() - 0.5) if i % 2 else ((y - 0.5) * 0.999 + 0.5).tanh()
-    y.sum().backward()
+def make_at_chain(dtype):
+    def chain():
+        x = at.Tensor((np.random.rand(4, 4) + 0.5).astype(dtype), requires_grad=True)
+        y = x
+        for i in range(CHAIN // 4):
+            y = ((y * 1.001 + 0.01).tanh() - 0.5) if i % 2 else ((y - 0.5) * 0.999 + 0.5).tanh()
+        y.sum().backward()
+    return chain
 
 
-def make_at_mlp(rng):
+def _mlp_data(rng, dtype):
+    """784-256-256-10 weights (He init), zero biases, a batch of 64 with labels."""
     sizes = [784, 256, 256, 10]
     params = []
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        params.append(at.Tensor(rng.standard_normal((fan_in, fan_out)) * np.sqrt(2 / fan_in),
-                                requires_grad=True))
-        params.append(at.Tensor(np.zeros(fan_out), requires_grad=True))
-    x = rng.standard_normal((64, 784))
-    y = rng.integers(0, 10, 64)
+        params.append((rng.standard_normal((fan_in, fan_out)) * np.sqrt(2 / fan_in))
+                      .astype(dtype))
+        params.append(np.zeros(fan_out, dtype))
+    return params, rng.standard_normal((64, 784)).astype(dtype), rng.integers(0, 10, 64)
+
+
+def make_at_mlp(rng, dtype=np.float64):
+    params, x, y = _mlp_data(rng, dtype)
+    params = [at.Tensor(p, requires_grad=True) for p in params]
 
     def step():
         h = at.Tensor(x)
@@ -97,25 +120,20 @@ def torch_hvp(rng):
     return step
 
 
-def torch_cases(rng, threads):
+def torch_cases(rng, threads, dtype=np.float64):
     import torch
     torch.set_num_threads(threads)
 
     def chain():
-        x = torch.tensor(np.random.rand(4, 4) + 0.5, requires_grad=True)
+        x = torch.tensor((np.random.rand(4, 4) + 0.5).astype(dtype), requires_grad=True)
         y = x
         for i in range(CHAIN // 4):
             y = ((y * 1.001 + 0.01).tanh() - 0.5) if i % 2 else ((y - 0.5) * 0.999 + 0.5).tanh()
         y.sum().backward()
 
-    sizes = [784, 256, 256, 10]
-    params = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        params.append(torch.tensor(rng.standard_normal((fan_in, fan_out)) * np.sqrt(2 / fan_in),
-                                   requires_grad=True))
-        params.append(torch.zeros(fan_out, dtype=torch.float64, requires_grad=True))
-    x = torch.tensor(rng.standard_normal((64, 784)))
-    y = torch.tensor(rng.integers(0, 10, 64))
+    params, x, y = _mlp_data(rng, dtype)
+    params = [torch.tensor(p, requires_grad=True) for p in params]
+    x, y = torch.tensor(x), torch.tensor(y)
 
     def mlp():
         h = x
@@ -134,39 +152,60 @@ def torch_cases(rng, threads):
 
 def torch_worker(args):
     import torch
-    chain, mlp = torch_cases(np.random.default_rng(0), args.threads)
-    hvp = torch_hvp(np.random.default_rng(1))
-    times = timed_blocks({"chain": chain, "mlp": mlp, "hvp": hvp}, args.repeats)
-    print(json.dumps({"version": torch.__version__, **times}))
+    fns = {}
+    for dtype in args.dtypes:
+        chain, mlp = torch_cases(np.random.default_rng(0), args.threads, dtype)
+        fns.update({f"chain {dtype}": chain, f"mlp {dtype}": mlp})
+    fns["hvp float64"] = torch_hvp(np.random.default_rng(1))
+    print(json.dumps({"version": torch.__version__, **timed_blocks(fns, args.repeats)}))
+
+
+def _cpu_clock(enabled):
+    """Make timed_blocks read time.process_time (this process's CPU seconds) instead."""
+    if enabled:
+        timing.time = types.SimpleNamespace(perf_counter=time.process_time)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--dtypes", nargs="+", default=["float64", "float32"],
+                        choices=["float64", "float32"])
+    parser.add_argument("--cpu", action="store_true",
+                        help="CPU time of this process, one thread each (see the docstring)")
     parser.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    _cpu_clock(args.cpu)
     if args.torch_worker:
         return torch_worker(args)
-    args.threads = thread_count()
-    worker_args = ["--threads", args.threads, "--repeats", args.repeats]
+    args.threads = 1 if args.cpu else thread_count()
+    worker_args = ["--threads", args.threads, "--repeats", args.repeats,
+                   "--dtypes", *args.dtypes] + (["--cpu"] if args.cpu else [])
     runs = [run_worker(__file__, worker_args)]
-    ours = timed_blocks({"chain": at_chain, "mlp": make_at_mlp(np.random.default_rng(0)),
-                         "hvp": make_at_hvp(np.random.default_rng(1))}, args.repeats)
+    fns = {}
+    for dtype in args.dtypes:
+        fns[f"chain {dtype}"] = make_at_chain(dtype)
+        fns[f"mlp {dtype}"] = make_at_mlp(np.random.default_rng(0), dtype)
+    fns["hvp float64"] = make_at_hvp(np.random.default_rng(1))
+    ours = timed_blocks(fns, args.repeats)
     runs.append(run_worker(__file__, worker_args))
     theirs = {}
+    clock = "CPU time" if args.cpu else "wall time"
     if runs[0] and runs[1]:
         theirs = {case: runs[0][case] + runs[1][case] for case in ours}
-        print(f"PyTorch {runs[0]['version']} (CPU), worker process, {args.threads} threads")
+        print(f"PyTorch {runs[0]['version']} (CPU), worker process, {args.threads} threads, "
+              f"{clock}")
     else:
         print("torch not installed: printing autotensor's times only "
               "(pip install torch==2.13.0 for the comparison)")
 
-    print(f"{'case':<8}{'autotensor':>16}{'pytorch':>16}{'ratio':>8}")
-    for case, scale, unit in (("chain", 1e6 / CHAIN, "us/op"), ("mlp", 1e3, "ms/step"),
-                              ("hvp", 1e3, "ms/hvp")):
+    print(f"{'case':<16}{'autotensor':>16}{'pytorch':>16}{'ratio':>8}")
+    units = {"chain": (1e6 / CHAIN, "us/op"), "mlp": (1e3, "ms/step"), "hvp": (1e3, "ms/hvp")}
+    for case in ours:
+        scale, unit = units[case.split()[0]]
         a = statistics.median(ours[case]) * scale
-        line = f"{case:<8}{a:>10.2f} {unit:<6}"
+        line = f"{case:<16}{a:>10.2f} {unit:<6}"
         if case in theirs:
             b = statistics.median(theirs[case]) * scale
             line += f"{b:>9.2f} {unit:<6}{a / b:>8.2f}"

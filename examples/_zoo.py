@@ -36,6 +36,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 # The zoo, as tests/test_examples.py, tests/test_models_torch.py, docs/models.md and
 # `python -m autotensor --help` list it: a new example is its file plus its name here.
 EXAMPLES = ("convnet_digits", "resnet_digits", "wgan_gp", "pinn")
+EXAMPLES += ("gru_digits", "vae_digits", "dcgan_digits")     # wave 2: issue 13, models 3-5
 EXAMPLES += ("char_lstm", "transformer")          # wave 2: the character language models
 DOCS_IMG = HERE.parent / "docs" / "img" / "models"
 

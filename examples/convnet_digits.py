@@ -63,7 +63,7 @@ def batch(rng, size="full", dtype=np.float64):
 
 
 def optimizers(model, optim):
-    return [optim.Adam(model.parameters(), lr=1e-3)]
+    return [optim.Adam(model.parameters(), lr=3e-3)]
 
 
 loss = _zoo.classifier_loss

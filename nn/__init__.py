@@ -14,25 +14,27 @@
 """
 
 from . import functional, init, layers, models, utils
-from .activation import LeakyReLU, ReLU, Sigmoid, Tanh
-from .conv import Conv2d
+from .activation import (
+    ELU,
+    GELU,
+    Hardtanh,
+    Identity,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
+from .attention import MultiheadAttention
+from .container import ModuleDict, ModuleList, Sequential
+from .conv import Conv2d, ConvTranspose2d
 from .dropout import Dropout
+from .embedding import Embedding
 from .linear import Flatten, Linear
-from .module import Module, Parameter
-from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
-
-__all__ = ["Module", "Parameter", "Sequential", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
-           "Dropout", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Conv2d", "MaxPool2d", "Flatten",
-           "functional", "init", "layers", "models", "utils"]
-
-# ---- convolution and pooling (PyTorch's names) --------------------------------------------------
-from .conv import ConvTranspose2d  # noqa: E402
-from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d  # noqa: E402
-
-__all__ += ["ConvTranspose2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d"]
-
-# ---- losses (nn/loss.py) ----
-from .loss import (  # noqa: E402 (one block of its own, merged mechanically)
+from .loss import (
     BCELoss,
     BCEWithLogitsLoss,
     CrossEntropyLoss,
@@ -43,35 +45,26 @@ from .loss import (  # noqa: E402 (one block of its own, merged mechanically)
     NLLLoss,
     SmoothL1Loss,
 )
+from .module import Module, Parameter
+from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
+from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
+from .rnn import GRU, LSTM, RNN
+from .rnn_cells import GRUCell, LSTMCell, RNNCell
 
-__all__ += ["CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss",
-            "BCELoss", "BCEWithLogitsLoss", "KLDivLoss"]
-
-# ---- embeddings and recurrent layers (issue 12) ----
-from .embedding import Embedding  # noqa: E402
-from .rnn import GRU, LSTM, RNN  # noqa: E402
-from .rnn_cells import GRUCell, LSTMCell, RNNCell  # noqa: E402
-
-__all__ += ["Embedding", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
-
-# ---- normalisation (issue 12) ----
-from .normalization import GroupNorm  # noqa: E402
-
-__all__ += ["GroupNorm"]
-
-# Activations, containers and attention (issue 12): PyTorch's names.
-from .activation import (  # noqa: E402
-    ELU,
-    GELU,
-    Hardtanh,
-    Identity,
-    LogSoftmax,
-    SiLU,
-    Softmax,
-    Softplus,
-)
-from .attention import MultiheadAttention  # noqa: E402
-from .container import ModuleDict, ModuleList, Sequential  # noqa: E402
-
-__all__ += ["GELU", "SiLU", "ELU", "Softplus", "Hardtanh", "Softmax", "LogSoftmax", "Identity",
-            "ModuleList", "ModuleDict", "MultiheadAttention"]
+__all__ = [
+    # the base classes and containers
+    "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict",
+    # layers
+    "Linear", "Flatten", "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d",
+    "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm",
+    "GroupNorm", "Dropout", "Embedding", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell",
+    "MultiheadAttention",
+    # activations
+    "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "SiLU", "ELU", "Softplus", "Hardtanh",
+    "Softmax", "LogSoftmax", "Identity",
+    # losses
+    "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss",
+    "BCEWithLogitsLoss", "KLDivLoss",
+    # submodules
+    "functional", "init", "layers", "models", "utils",
+]

@@ -1,9 +1,10 @@
 """Neural-network ops on Tensors: `from autotensor.nn import functional as F`.
 
-Everything here is a composition of autotensor's primitive ops, so the tape derives every
-gradient; nothing in this file has a backward of its own. The three fused fast paths
-(`batch_norm`, `conv2d`, `max_pool2d`) live in `autotensor.fused` with their composite twins and
-are re-exported here so one namespace holds every layer op.
+Everything defined here is a composition of autotensor's primitive ops, so the tape derives
+every gradient; nothing in this file has a backward of its own. The fused fast paths (conv,
+pooling, batch norm) live in `autotensor.fused` with their composite twins, the losses in
+loss_functional.py, embedding and attention beside their modules: all are re-exported here so
+one namespace holds every layer op.
 """
 
 from __future__ import annotations
@@ -12,15 +13,19 @@ import numpy as np
 
 import autotensor as at
 from autotensor import validate
-from autotensor.fused import batch_norm, conv2d, max_pool2d
+from autotensor.fused import (
+    adaptive_avg_pool2d,
+    adaptive_max_pool2d,
+    avg_pool2d,
+    batch_norm,
+    conv2d,
+    conv_transpose2d,
+    max_pool2d,
+)
 from autotensor.tensor import _data, _tensor
 
-# Every differentiable function here; autotensor/op_table.py holds a gradcheck row for each.
-__all__ = ["affine", "linear", "relu", "leaky_relu", "sigmoid", "tanh", "dropout",
-           "softmax_cross_entropy", "svm_loss", "layer_norm", "batch_norm", "conv2d", "max_pool2d"]
-
-# ---- PyTorch's losses (nn/loss_functional.py) ----
-from .loss_functional import (  # noqa: E402 (after __all__: one block, merged mechanically)
+from .embedding import embedding
+from .loss_functional import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
     cross_entropy,
@@ -32,8 +37,25 @@ from .loss_functional import (  # noqa: E402 (after __all__: one block, merged m
     smooth_l1_loss,
 )
 
-__all__ += ["cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss",
-            "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div"]
+# Every differentiable function of F; autotensor/op_table.py holds a gradcheck row for each. The
+# fused ops (autotensor.fused), the losses (loss_functional.py), embedding and attention live
+# beside their modules and are re-exported here, so one namespace holds every layer op.
+__all__ = [
+    # linear, activations, dropout
+    "affine", "linear", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "silu", "elu",
+    "softplus", "hardtanh", "softmax", "log_softmax", "dropout",
+    # the course's losses, then PyTorch's
+    "softmax_cross_entropy", "svm_loss", "cross_entropy", "nll_loss", "mse_loss", "l1_loss",
+    "smooth_l1_loss", "huber_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "kl_div",
+    # normalisation
+    "layer_norm", "group_norm", "batch_norm",
+    # convolution and pooling
+    "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
+    "adaptive_max_pool2d",
+    # embeddings and attention
+    "embedding", "scaled_dot_product_attention",
+]
 
 
 # ---- linear and activations --------------------------------------------------------------------
@@ -192,9 +214,6 @@ def log_softmax(input, dim=None, dtype=None):  # noqa: A002
 
 
 # The activations above that PyTorch added after the course; each has an op_table row.
-__all__ += ["gelu", "silu", "elu", "softplus", "hardtanh", "softmax", "log_softmax"]
-
-
 # ---- dropout ------------------------------------------------------------------------------------
 def dropout(x, p=0.5, training=True, seed=None):
     """Inverted dropout: zero each element with probability `p`, scale survivors by 1 / (1 - p).
@@ -290,9 +309,6 @@ def svm_loss(scores, y):
 
 
 # ---- normalisation -----------------------------------------------------------------------------
-__all__ += ["group_norm"]
-
-
 def normalized_shape_of(owner, shape):
     """`shape` (an int or a tuple/list of ints >= 1) as a tuple; a ValueError otherwise."""
     if validate.is_int(shape):
@@ -389,23 +405,5 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):  # noqa: A0
     return out if bias is None else out + at.reshape(bias, per_channel)
 
 
-# ---- convolution and pooling: PyTorch's signatures, homed in autotensor.fused ------------------
-# conv2d and max_pool2d are imported above; the rest join them here (see docs/nn.md).
-from autotensor.fused import (  # noqa: E402
-    adaptive_avg_pool2d,
-    adaptive_max_pool2d,
-    avg_pool2d,
-    conv_transpose2d,
-)
-
-__all__ += ["conv_transpose2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d"]
-
-# ---- embeddings (issue 12): F.embedding lives beside nn.Embedding ------------------------------
-from .embedding import embedding  # noqa: E402
-
-__all__ += ["embedding"]
-
-# ---- attention (nn/attention.py; imported last: attention.py itself uses F.dropout) -------------
+# ---- attention: imported last, as nn/attention.py itself uses F.dropout ------------------------
 from .attention import scaled_dot_product_attention  # noqa: E402
-
-__all__ += ["scaled_dot_product_attention"]

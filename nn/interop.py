@@ -10,10 +10,8 @@ stores a parameter differently, this module translates, and nowhere else does:
   (out_features, in_features) in PyTorch. A module class declares its own transposed parameters
   in a class attribute `torch_transposed = ("name", ...)`; `nn.Linear` needs none (its weight is
   known here), so the rule keeps working for modules added later.
-- a parameter named differently: the course's `gamma`/`beta` of the normalisation layers are
-  PyTorch's `weight`/`bias` (in a module that has no `weight`/`bias` of its own).
-- PyTorch's batch-norm counter `num_batches_tracked` is skipped on load where the model keeps
-  no such buffer (autotensor's momentum never reads it).
+Every other parameter and buffer has PyTorch's name and shape (the batch-norm modules keep
+`num_batches_tracked` too), so it is copied as it is.
 """
 
 from __future__ import annotations
@@ -28,11 +26,6 @@ from .linear import Linear
 
 __all__ = ["load_torch_state_dict", "torch_state_dict", "torch_names"]
 
-# autotensor's name -> PyTorch's, for a module without a parameter of PyTorch's name.
-_RENAMED = {"gamma": "weight", "beta": "bias"}
-# PyTorch buffers with no autotensor counterpart: skipped on load, even with strict=True.
-_TORCH_ONLY = ("num_batches_tracked",)
-
 
 def torch_names(model):
     """{autotensor key: (PyTorch key, transposed)} for every parameter and buffer of `model`,
@@ -41,14 +34,12 @@ def torch_names(model):
     for path, m in model.named_modules():
         transposed = getattr(type(m), "torch_transposed", ("weight",) if isinstance(m, Linear)
                              else ())
-        own = set(m._parameters) | set(m._buffers)
         for table in (m._parameters, m._buffers):
             for k, v in table.items():
                 key = f"{path}.{k}" if path else k
                 if v is None or key in names:
                     continue
-                torch_k = _RENAMED[k] if k in _RENAMED and _RENAMED[k] not in own else k
-                names[key] = (f"{path}.{torch_k}" if path else torch_k, k in transposed)
+                names[key] = (key, k in transposed)
     return names
 
 
@@ -57,7 +48,7 @@ def torch_state_dict(model):
     C-contiguous), ready for `torch_module.load_state_dict({k: torch.from_numpy(v) ...})` or
     `safetensors.numpy.save_file`."""
     state = model.state_dict()
-    return {torch_k: np.ascontiguousarray(state[k].T if transposed else state[k])
+    return {torch_k: np.array(state[k].T if transposed else state[k], order="C")
             for k, (torch_k, transposed) in torch_names(model).items()}
 
 
@@ -66,7 +57,7 @@ def load_torch_state_dict(model, state_dict, strict=True):
     `model`, an autotensor module of the same architecture; returns (missing_keys,
     unexpected_keys) in PyTorch's names.
 
-    Transposed and renamed entries are translated (see the module's docstring). With
+    Transposed entries are translated (see the module's docstring). With
     strict=True the keys must match exactly. Every entry is checked (shape, dtype) before any is
     written: a mismatch raises ValueError naming the key and both shapes, and changes nothing.
     """
@@ -77,8 +68,7 @@ def load_torch_state_dict(model, state_dict, strict=True):
     names = torch_names(model)
     ours = {torch_k: (k, transposed) for k, (torch_k, transposed) in names.items()}
     missing = [torch_k for torch_k in ours if torch_k not in state_dict]
-    unexpected = [k for k in state_dict if k not in ours
-                  and not (isinstance(k, str) and k.rsplit(".", 1)[-1] in _TORCH_ONLY)]
+    unexpected = [k for k in state_dict if k not in ours]
     if strict and (missing or unexpected):
         raise ValueError(f"{where}: missing keys {missing}, unexpected keys {unexpected}")
     arrays = model.state_dict()

@@ -41,7 +41,15 @@ class Linear(Module):
 
 
 class Flatten(Module):
-    """(N, d1, ..., dk) -> (N, d1 * ... * dk)."""
+    """Merges dims start_dim..end_dim, as PyTorch: (N, d1, ..., dk) -> (N, d1 * ... * dk) by
+    default."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x):
-        return ops.flatten(x, 1)
+        return ops.flatten(x, self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

@@ -14,7 +14,6 @@ stack of running modules is per thread, like the recording modes.
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from autotensor import Tensor
+from autotensor.autograd import RemovableHandle
 from autotensor.function import scope
 
 
@@ -384,34 +384,14 @@ class Module:
         return head + "\n" + "\n".join(lines) + "\n)"
 
 
-class RemovableHandle:
-    """What `register_forward_hook` and `register_forward_pre_hook` return: `.remove()` drops
-    the hook (twice is harmless); also a context manager that removes it on exit."""
-
-    def __init__(self, hooks, key):
-        self._hooks, self.id = hooks, key
-
-    def remove(self):
-        self._hooks.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
-
-
-_hook_ids = itertools.count()
-
-
 def _add_hook(hooks, where, hook, prepend, with_kwargs):
     if not callable(hook):
         raise TypeError(f"{where}: hook must be callable, got {type(hook).__name__}")
-    key = next(_hook_ids)
-    hooks[key] = (hook, bool(with_kwargs))
+    handle = RemovableHandle(hooks)
+    hooks[handle.id] = (hook, bool(with_kwargs))
     if prepend:
-        hooks.move_to_end(key, last=False)
-    return RemovableHandle(hooks, key)
+        hooks.move_to_end(handle.id, last=False)
+    return handle
 
 
 def _loadable(value, dest, what):

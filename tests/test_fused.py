@@ -251,6 +251,11 @@ def test_im2col_col2im_kernels(geom, dtype, backend):
         assert dx.shape == xs and dx.dtype == dtype
         np.testing.assert_allclose(np.vdot(cols, c), np.vdot(x, dx), rtol=1e-4 if
                                    dtype == np.float32 else 1e-12)
+    # out=: written into a slice of a larger array (how conv_algorithms' slices use it).
+    big = np.full((N + 1,) + xs[1:], np.nan, dtype)
+    assert ks["col2im"](c, C, H, W, HH, WW, stride, pad, Ho, Wo, out=big[1:]) is not None
+    np.testing.assert_array_equal(big[1:], ks["col2im"](c, C, H, W, HH, WW, stride, pad, Ho, Wo))
+    assert np.isnan(big[0]).all()
 
 
 @pytest.mark.parametrize("backend", KERNEL_SETS)

@@ -157,6 +157,79 @@ def test_conv2d_random_geometry(row, kernel_calls):
     assert kernel_calls["im2col"] and kernel_calls["col2im"]
 
 
+@pytest.fixture
+def batch_split(monkeypatch):
+    """Every conv of two or more samples cut into 3 slices (at most N) run on worker threads,
+    whatever its size; returns the slice counts each call of the runner got."""
+    from autotensor.fused import blas_threads, conv_algorithms
+    monkeypatch.setattr(conv_algorithms, "SPLIT_MIN_MACS", 0)
+    monkeypatch.setattr(blas_threads, "available", lambda: True)
+    monkeypatch.setattr(blas_threads, "count", lambda: 3)
+    counts, run = [], conv_algorithms.run
+
+    def counted(part, slices):
+        counts.append(len(slices))
+        return run(part, slices)
+    monkeypatch.setattr(conv_algorithms, "run", counted)
+    return counts
+
+
+SPLIT_CONV = [row for row in CONV if row[0][0] >= 2]
+
+
+@pytest.mark.parametrize("row", SPLIT_CONV, ids=lambda r: f"x{r[0]}w{r[1]}s{r[2]}p{r[3]}")
+def test_conv2d_batch_split_equals_twin_and_one_piece(row, kernel_calls, batch_split):
+    """The threaded path (conv_algorithms) three ways: == twin, == numerical, == unsplit."""
+    xs, ws, stride, pad, _ = row
+    fn = lambda *t: fused.conv2d(*t, stride=stride, pad=pad)      # noqa: E731
+    for dtype in DTYPES:
+        batch_split.clear()
+        results = fused_and_twin(lambda: fn, conv_inputs(row, 8), dtype)
+        assert_agree(results, dtype)
+        assert batch_split == [min(3, xs[0])] * 2, "forward and backward were not split"
+        with pytest.MonkeyPatch.context() as mp:           # the same conv in one piece
+            from autotensor.fused import conv_algorithms
+            mp.setattr(conv_algorithms, "SPLIT_MIN_MACS", float("inf"))
+            whole = fused_and_twin(lambda: fn, conv_inputs(row, 8), dtype)[0]
+        for a, b in zip(results[0], whole):
+            np.testing.assert_allclose(a, b, **TOL[dtype])
+    gradcheck_fused(fn, conv_inputs(row, 9))
+    assert kernel_calls["im2col"] and kernel_calls["col2im"]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_batch_split_works_in_a_forked_child(batch_split, monkeypatch):
+    """The parent's worker threads do not exist after a fork: the child makes its own.
+    (numpy kernels: numba's OpenMP layer itself refuses to run in a forked child.)"""
+    import os
+    for name in ("im2col", "col2im"):
+        monkeypatch.setattr(kernels, name, KERNEL_SETS["numpy"][name])
+    x, w = np.random.default_rng(0).standard_normal((4, 2, 5, 5)), np.ones((3, 2, 3, 3))
+    ref = fused.conv2d(x, w, pad=1).data               # the parent's pool now has threads
+    pid = os.fork()
+    if pid == 0:                                       # child: exit 0 only if it matches
+        ok = np.allclose(fused.conv2d(x, w, pad=1).data, ref)
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert batch_split == [3]                          # the parent split too
+
+
+def test_batch_split_restores_blas_threads_and_raises_what_a_slice_raised():
+    from autotensor.fused import blas_threads, conv_algorithms
+    before = blas_threads.count()
+    seen = []
+
+    def part(s):
+        seen.append((s.start, blas_threads.count()))
+        if s.start == 2:
+            raise RuntimeError("slice failed")
+    with pytest.raises(RuntimeError, match="slice failed"):
+        conv_algorithms.run(part, [slice(0, 2), slice(2, 4), slice(4, 6)])
+    assert sorted(seen) == [(0, 1), (2, 1), (4, 1)] if blas_threads.available() else seen
+    assert blas_threads.count() == before
+
+
 # ---- max_pool2d --------------------------------------------------------------------------------
 def pool_input(xs, seed):
     """Distinct values (no ties), so the numerical gradient is well defined."""

@@ -160,3 +160,17 @@ def test_gradgradcheck_on_a_function_of_two_inputs():
     assert at.gradgradcheck(lambda a, b: (a @ b).sigmoid(), [a, b])
     go = [at.Tensor(rng.standard_normal((2, 2)), requires_grad=True)]
     assert at.gradgradcheck(lambda a, b: (a @ b).sigmoid(), [a, b], grad_outputs=go)
+
+
+def test_gradcheck_of_a_function_that_takes_gradients_inside():
+    """A gradient penalty: f(x) = |d/dx sum(tanh(x * w))|^2 needs at.grad inside f, also while
+    gradcheck evaluates its numerical differences."""
+    rng = np.random.default_rng(0)
+    x = at.Tensor(rng.standard_normal((3, 2)), requires_grad=True)
+    w = at.Tensor(rng.standard_normal((3, 2)), requires_grad=True)
+
+    def penalty(x, w):
+        (g,) = at.grad(at.tanh(x * w).sum(), [x], create_graph=True)
+        return (g * g).sum()
+
+    assert at.gradcheck(penalty, [x, w])

@@ -67,6 +67,7 @@ def test_one_step_and_three_more_equal_torch(name, torch):
         tlosses, _ = ex.torch_step(torch, tmodel, topts, batch)
         for k in losses:
             assert rel(losses[k], tlosses[k]) < 1e-6, f"{name}: step {t + 2} {k}"
-    params = nn.utils.torch_state_dict(model)
-    for k, p in tmodel.named_parameters():
-        assert rel(params[k], p.detach().numpy()) < 1e-6, f"{name}: {k} after 4 steps"
+    state = nn.utils.torch_state_dict(model)
+    assert state.keys() == tmodel.state_dict().keys()
+    for k, v in tmodel.state_dict().items():          # parameters and running statistics
+        assert rel(state[k], v.detach().numpy()) < 1e-6, f"{name}: {k} after 4 steps"

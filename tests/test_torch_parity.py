@@ -163,3 +163,11 @@ def test_linear_applies_to_the_last_dimension_like_torch(torch):
         lin(np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"linear: need input \(\*, in\) and weight \(out, in\)"):
         F.linear(np.zeros((2, 3)), np.zeros((3, 2)))
+
+
+def test_flatten_module_takes_start_and_end_dim_like_torch(torch):
+    x = np.arange(2 * 3 * 4 * 5.0).reshape(2, 3, 4, 5)
+    for args in [(), (0,), (1, 2), (2, -1), (-3, -2)]:
+        ours = nn.Flatten(*args)(at.Tensor(x))
+        theirs = torch.nn.Flatten(*args)(torch.tensor(x))
+        np.testing.assert_array_equal(ours.data, theirs.numpy(), err_msg=str(args))

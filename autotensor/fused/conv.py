@@ -12,13 +12,14 @@ from .. import ops
 from ..autograd import twin_backward
 from ..function import Function
 from ..tensor import Tensor, _tensor
-from . import geometry, kernels
+from . import conv_algorithms, geometry, kernels
 
 
 class Conv2dFn(Function):
     """out[n, f] = sum_{c,i,j} w[f, c, i, j] * xpad[n, c, sh*ho + i, sw*wo + j] + b[f]
 
-    Fused: im2col into pooled memory, then batched BLAS GEMMs. cols[n] is (K, P) with
+    Fused: im2col into pooled memory, then batched BLAS GEMMs; a large batch is cut into
+    slices run on parallel threads (`conv_algorithms`, the rule). cols[n] is (K, P) with
     K = C*HH*WW and P = Ho*Wo, so every GEMM result is already in its final memory order:
     out[n] = W @ cols[n], dcols[n] = W.T @ g[n], dW = (sum_n cols[n] @ g[n].T).T.
     With a bias, cols gets a row of ones and W the column b: the GEMMs then add b and
@@ -41,8 +42,14 @@ class Conv2dFn(Function):
         cols = kernels.pooled_empty((N, wb.shape[1], Ho * Wo), dtype)
         if b is not None:
             cols[:, K] = 1
-        kernels.im2col(x.astype(dtype, copy=False), HH, WW, stride, pad, Ho, Wo, cols)
-        out = np.matmul(wb, cols).reshape(N, F, Ho, Wo)
+        x = x.astype(dtype, copy=False)
+        out = np.empty((N, F, Ho * Wo), dtype)
+
+        def part(s):                  # one slice of the batch (conv_algorithms: the rule)
+            kernels.im2col(x[s], HH, WW, stride, pad, Ho, Wo, cols[s])
+            np.matmul(wb, cols[s], out=out[s])
+        conv_algorithms.run(part, conv_algorithms.batch_slices(N, F, K, Ho * Wo))
+        out = out.reshape(N, F, Ho, Wo)
         # The columns are kept for dW (pooled memory: reused once this node is freed).
         self.saved = (cols, wb)
         self.geometry = (x.shape, w.shape, stride, pad)
@@ -57,19 +64,28 @@ class Conv2dFn(Function):
         Ho, Wo = g.shape[2:]
         K = C * HH * WW
         g3 = g.reshape(N, F, Ho * Wo).astype(cols.dtype, copy=False)
-        dw = db = dx = None
-        if self.needs_grad(1) or self.needs_grad(2):   # one GEMM per sample, summed
-            # NOTE: computed transposed, cols[n] @ g[n].T: OpenBLAS ran this orientation
-            # 25-40% faster than g[n] @ cols[n].T on the 7x7 and 64->64 cases.
-            gwt = np.matmul(cols, g3.transpose(0, 2, 1),
-                            out=kernels.pooled_empty((N, cols.shape[1], F), cols.dtype))
+        need_w = self.needs_grad(1) or self.needs_grad(2)
+        need_x = self.needs_grad(0)
+        # NOTE: dW computed transposed, cols[n] @ g[n].T, one GEMM per sample, summed after:
+        # OpenBLAS ran this orientation 25-40% faster than g[n] @ cols[n].T on the 7x7 and
+        # 64->64 cases.
+        gwt = kernels.pooled_empty((N, cols.shape[1], F), cols.dtype) if need_w else None
+        dcols = kernels.pooled_empty((N, K, Ho * Wo), cols.dtype) if need_x else None
+        dx = np.empty((N, C, H, W), cols.dtype) if need_x else None
+        wt = wb[:, :K].T
+
+        def part(s):                  # one slice of the batch (conv_algorithms: the rule)
+            if need_w:
+                np.matmul(cols[s], g3[s].transpose(0, 2, 1), out=gwt[s])
+            if need_x:
+                np.matmul(wt, g3[s], out=dcols[s])
+                kernels.col2im(dcols[s], C, H, W, HH, WW, stride, pad, Ho, Wo, out=dx[s])
+        conv_algorithms.run(part, conv_algorithms.batch_slices(N, F, K, Ho * Wo))
+        dw = db = None
+        if need_w:
             dwb = gwt.sum(axis=0).T
             dw = dwb[:, :K].reshape(wshape)
             db = dwb[:, K] if wb.shape[1] > K else None
-        if self.needs_grad(0):
-            dcols = np.matmul(wb[:, :K].T, g3, out=kernels.pooled_empty((N, K, Ho * Wo),
-                                                                         cols.dtype))
-            dx = kernels.col2im(dcols, C, H, W, HH, WW, stride, pad, Ho, Wo)
         return dx, dw, db
 
     def twin(self, x, w, b):

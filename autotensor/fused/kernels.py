@@ -68,8 +68,10 @@ def numpy_im2col(x, HH, WW, stride, pad, Ho, Wo, out):
     return out
 
 
-def numpy_col2im(cols, C, H, W, HH, WW, stride, pad, Ho, Wo):
-    """The adjoint of im2col: dx (N, C, H, W) summing every column entry back to its pixel."""
+def numpy_col2im(cols, C, H, W, HH, WW, stride, pad, Ho, Wo, out=None):
+    """The adjoint of im2col: dx (N, C, H, W) summing every column entry back to its pixel.
+
+    Written into `out` (N, C, H, W) when given."""
     (sh, sw), (ph, pw) = stride, pad
     N = cols.shape[0]
     dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=cols.dtype)
@@ -77,7 +79,10 @@ def numpy_col2im(cols, C, H, W, HH, WW, stride, pad, Ho, Wo):
     for i in range(HH):
         for j in range(WW):
             dxp[:, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw] += c6[:, :, i, j]
-    return dxp[:, :, ph:ph + H, pw:pw + W]
+    if out is None:
+        return dxp[:, :, ph:ph + H, pw:pw + W]
+    out[...] = dxp[:, :, ph:ph + H, pw:pw + W]
+    return out
 
 
 def numpy_maxpool_forward(x, kh, kw, sh, sw):

@@ -234,9 +234,11 @@ def numba_im2col(x, HH, WW, stride, pad, Ho, Wo, out):
     return out
 
 
-def numba_col2im(cols, C, H, W, HH, WW, stride, pad, Ho, Wo):
+def numba_col2im(cols, C, H, W, HH, WW, stride, pad, Ho, Wo, out=None):
     N = cols.shape[0]
-    dx = np.empty((N, C, H, W), dtype=cols.dtype)
+    dx = np.empty((N, C, H, W), dtype=cols.dtype) if out is None else out
+    if not dx.flags.c_contiguous:
+        raise ValueError("numba_col2im writes into a C-contiguous `out` only")
     _run(_col2im_planes, cols.size, np.ascontiguousarray(cols), *stride, *pad, HH, WW, Ho, Wo, dx)
     return dx
 

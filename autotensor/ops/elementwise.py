@@ -34,7 +34,7 @@ class Sub(Function):
         return x - y
 
     def backward(self, g):
-        return g, -g
+        return g, -g if self.needs_grad(1) else None     # y - 0.5: skip the negation
 
 
 class Mul(Function):
@@ -45,8 +45,8 @@ class Mul(Function):
         return x * y
 
     def backward(self, g):
-        x, y = self.saved
-        return g * y, g * x
+        x, y = self.saved         # x * 0.5: skip the product for the constant
+        return g * y if self.needs_grad(0) else None, g * x if self.needs_grad(1) else None
 
 
 class Div(Function):
@@ -60,6 +60,8 @@ class Div(Function):
     def backward(self, g):
         y, out = self.saved
         gx = g / y
+        if not self.needs_grad(1):
+            return gx, None
         return gx, -gx * out          # d(x/y)/dy = -x/y**2 = -(1/y) * out
 
 
