@@ -381,7 +381,9 @@ _ZOO_EPILOG = """model zoo: python examples/NAME.py [--steps N] [--quick] [--out
   pinn            a physics-informed net solving u'' = f (second derivatives)
   gru_digits      a GRU classifier reading the digits row by row
   vae_digits      a variational autoencoder on the digits: reconstructions and samples
-  dcgan_digits    a DCGAN generating digits (ConvTranspose2d, BatchNorm2d, LeakyReLU)"""
+  dcgan_digits    a DCGAN generating digits (ConvTranspose2d, BatchNorm2d, LeakyReLU)
+  char_lstm       a character-level LSTM language model on Macbeth, sampling text
+  transformer     a small causal transformer on Macbeth's characters, sampling text"""
 
 
 def main(argv=None):

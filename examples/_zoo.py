@@ -37,6 +37,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 # `python -m autotensor --help` list it: a new example is its file plus its name here.
 EXAMPLES = ("convnet_digits", "resnet_digits", "wgan_gp", "pinn")
 EXAMPLES += ("gru_digits", "vae_digits", "dcgan_digits")     # wave 2: issue 13, models 3-5
+EXAMPLES += ("char_lstm", "transformer")          # wave 2: the character language models
 DOCS_IMG = HERE.parent / "docs" / "img" / "models"
 
 
@@ -177,3 +178,78 @@ def accuracy(model, x, y, batch_size=500):
                                for i in range(0, len(x), batch_size)])
     model.train()
     return float((pred == y).mean())
+
+
+# ---- the character language models' shared parts (char_lstm, transformer) -----------------
+_TEXT = {}
+
+
+def corpus():
+    """(text, vocab, ids): the packaged Macbeth (autotensor.data.load_text), its sorted
+    characters, and the text as int64 indices into them; loaded once."""
+    if not _TEXT:
+        from autotensor.data import load_text
+        text = load_text("macbeth")
+        vocab = "".join(sorted(set(text)))
+        lookup = np.zeros(128, dtype=np.int64)
+        lookup[[ord(c) for c in vocab]] = np.arange(len(vocab))
+        _TEXT.update(text=text, vocab=vocab,
+                     ids=lookup[np.frombuffer(text.encode("ascii"), dtype=np.uint8)])
+    return _TEXT["text"], _TEXT["vocab"], _TEXT["ids"]
+
+
+def text_batch(rng, batch_size, seq_len, vocab_size):
+    """{"x": (N, L) int64, "y": x shifted by one}: random windows of the text; a shrunken model
+    (vocab_size below the text's) reads random tokens below vocab_size instead."""
+    _, vocab, ids = corpus()
+    if vocab_size < len(vocab):
+        tokens = rng.integers(0, vocab_size, (batch_size, seq_len + 1))
+    else:
+        starts = rng.integers(0, len(ids) - seq_len - 1, batch_size)
+        tokens = ids[starts[:, None] + np.arange(seq_len + 1)]
+    return {"x": tokens[:, :-1], "y": tokens[:, 1:]}
+
+
+def next_token(logits, rng, temperature):
+    """An index drawn from softmax(logits / temperature) (logits: one row, an ndarray)."""
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    p = np.exp(z - z.max())
+    return int(rng.choice(len(p), p=p / p.sum()))
+
+
+def lm_step(model, opts, batch, loss, clip):
+    """loss(model, batch), backward, gradient norm clipped to `clip`, one optimizer step; the
+    gradients returned are the ones before clipping."""
+    from autotensor import nn
+    [opt] = opts
+    opt.zero_grad()
+    total = loss(model, batch)
+    total.backward()
+    grads = grads_of(model.named_parameters())
+    nn.utils.clip_grad_norm_(model.parameters(), clip)
+    opt.step()
+    return {"loss": total.item()}, grads
+
+
+def torch_lm_step(torch, model, opts, batch, loss, clip):
+    [opt] = opts
+    opt.zero_grad()
+    total = loss(torch, model, {k: torch.from_numpy(v) for k, v in batch.items()})
+    total.backward()
+    grads = grads_of(model.named_parameters())
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    opt.step()
+    return {"loss": total.item()}, grads
+
+
+def text_figure(plt, history, sample, title):
+    """The loss curve (nats per character) beside a sample of the trained model's text."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2, 3]})
+    a.plot(history["loss"], lw=0.6)
+    a.set(xlabel="step", ylabel="cross-entropy (nats / char)")
+    b.axis("off")
+    b.text(0.0, 1.0, sample, family="monospace", fontsize=7.5, va="top", ha="left",
+           transform=b.transAxes)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -525,3 +525,19 @@ def test_data_guide_examples_run():
     for block in blocks:
         exec(compile(block, "docs/data.md", "exec"), namespace)
     assert namespace["grid"].shape == (44, 44, 1)
+
+
+# ---------------------------------------------------------------- packaged texts
+
+def test_load_text_gives_the_packaged_play():
+    text = data.load_text("macbeth")
+    assert text == data.load_text()                              # the default
+    assert text.startswith("First Witch:\nWhen shall we three meet again\n")
+    assert 90_000 < len(text) < 100_000 and text.isascii()
+    assert len(set(text)) == 61 and "Out, damned spot!" in text
+
+
+def test_load_text_refuses_an_unknown_name():
+    with pytest.raises(ValueError, match=r"unknown text 'hamlet'; the packaged texts are "
+                                         r"\['macbeth'\]"):
+        data.load_text("hamlet")

@@ -48,6 +48,7 @@ def test_wheel_ships_one_package(tmp_path):
     assert tops == {"autotensor"}, tops
     assert "autotensor/nn/__init__.py" in names and "autotensor/optim/__init__.py" in names
     assert "autotensor/datasets/digits.npz" in names
+    assert "autotensor/datasets/macbeth.txt" in names
 
 
 def _imported_modules(path):

@@ -8,6 +8,7 @@
     iterate_minibatches(X, y, batch_size)  -> yields (Xb, yb)
     Dataset, TensorDataset, DataLoader, samplers, default_collate
                               -> PyTorch's data vocabulary (dataloader.py)
+    load_text("macbeth")      -> a packaged plain text as one str (text.py)
 
 `load_CIFAR10` and `get_CIFAR10_data` are the course's spellings of the first two (same
 functions; unlike the course, the dataset folder is an argument). See docs/data.md.
@@ -38,11 +39,12 @@ from .dataloader import (
     default_collate,
     default_convert,
 )
+from .text import load_text
 
 __all__ = ["load_cifar10", "get_cifar10_data", "load_CIFAR10", "get_CIFAR10_data",
            "get_digits_data", "iterate_minibatches", "Dataset", "TensorDataset", "DataLoader",
            "Sampler", "SequentialSampler", "RandomSampler", "BatchSampler", "default_collate",
-           "default_convert"]
+           "default_convert", "load_text"]
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
 _PIXELS = 3 * 32 * 32                  # one image: R, G, B planes of 32x32, each row-major
