@@ -7,6 +7,7 @@ The numerical gradient check of each fused row and of its twin is tests/test_ops
 
 from __future__ import annotations
 
+import math
 import os
 import pathlib
 import re
@@ -189,6 +190,18 @@ def test_numba_kernels_present_and_env_switch_selects_numpy():
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              env={**os.environ, "AUTOTENSOR_NUMBA": env}, check=True)
         assert out.stdout.strip() == expected
+
+
+@pytest.mark.parametrize("kset", ["numpy", "numba"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_erf_kernels_equal_math_erf(kset, dtype):
+    x = np.concatenate([np.linspace(-7, 7, 201), [0.0, -0.0, 1e-300, 30.0, -30.0, np.inf,
+                                                  -np.inf, np.nan]]).astype(dtype)
+    out = KERNEL_SETS[kset]["erf"](x)
+    assert out.dtype == dtype and out.shape == x.shape
+    want = np.array([math.erf(v) for v in x.astype(np.float64)])
+    np.testing.assert_allclose(out, want, rtol=1e-15 if dtype == np.float64 else 1e-6,
+                               atol=0)
 
 
 def test_numba_cache_falls_back_to_a_writable_dir(monkeypatch):
