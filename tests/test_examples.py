@@ -52,14 +52,7 @@ def test_shrunken_model_passes_gradcheck(name):
     assert at.gradcheck(LossOf(ex, model, batch), ())
 
 
-# NOTE: the WGAN-GP's generator does not yet reach the circle within a quick run (nor within
-# the full 1,000 steps: docs/models.md shows it); strict, so the fix is noticed when it lands.
-NOT_LEARNING_YET = {"wgan_gp"}
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
-    strict=True, reason="WGAN-GP hyperparameters not tuned yet")) if n in NOT_LEARNING_YET
-    else n for n in EXAMPLES])
+@pytest.mark.parametrize("name", EXAMPLES)
 def test_quick_run_learns_and_writes_its_picture(name, tmp_path):
     ex = load(name)
     history = ex.main(["--quick", "--out", str(tmp_path)])
