@@ -24,38 +24,35 @@ from autotensor import Tensor
 
 from .linear import Linear
 
-__all__ = ["load_torch_state_dict", "torch_state_dict", "torch_names"]
+__all__ = ["load_torch_state_dict", "torch_state_dict", "transposed_keys"]
 
 
-def torch_names(model):
-    """{autotensor key: (PyTorch key, transposed)} for every parameter and buffer of `model`,
-    in `model.state_dict()`'s order; `transposed` tells the arrays are each other's `.T`."""
-    names = {}
-    for path, m in model.named_modules():
-        transposed = getattr(type(m), "torch_transposed", ("weight",) if isinstance(m, Linear)
-                             else ())
-        for table in (m._parameters, m._buffers):
-            for k, v in table.items():
-                key = f"{path}.{k}" if path else k
-                if v is None or key in names:
-                    continue
-                names[key] = (key, k in transposed)
-    return names
+def transposed_keys(model):
+    """The `model.state_dict()` keys whose arrays autotensor stores as the transpose of
+    PyTorch's: every `nn.Linear` weight, and the names a module class lists in
+    `torch_transposed`. Every other key and shape is PyTorch's as it is."""
+    keys = set()
+    for path, m in model.named_modules(remove_duplicate=False):     # tied modules: every path
+        names = getattr(type(m), "torch_transposed", ("weight",) if isinstance(m, Linear)
+                        else ())
+        keys.update(f"{path}.{k}" if path else k for k in names
+                    if m._parameters.get(k) is not None or m._buffers.get(k) is not None)
+    return keys
 
 
 def torch_state_dict(model):
     """{PyTorch key: ndarray} of `model`'s parameters and buffers in PyTorch's layout (copies,
     C-contiguous), ready for `torch_module.load_state_dict({k: torch.from_numpy(v) ...})` or
     `safetensors.numpy.save_file`."""
-    state = model.state_dict()
-    return {torch_k: np.array(state[k].T if transposed else state[k], order="C")
-            for k, (torch_k, transposed) in torch_names(model).items()}
+    transposed = transposed_keys(model)
+    return {k: np.array(v.T if k in transposed else v, order="C")
+            for k, v in model.state_dict().items()}
 
 
 def load_torch_state_dict(model, state_dict, strict=True):
     """Copy a PyTorch state dict (torch tensors, or ndarrays as `at.load` returns them) into
     `model`, an autotensor module of the same architecture; returns (missing_keys,
-    unexpected_keys) in PyTorch's names.
+    unexpected_keys).
 
     Transposed entries are translated (see the module's docstring). With
     strict=True the keys must match exactly. Every entry is checked (shape, dtype) before any is
@@ -65,24 +62,23 @@ def load_torch_state_dict(model, state_dict, strict=True):
     if not isinstance(state_dict, Mapping):
         raise ValueError(f"{where}: state_dict must be a dict of tensors or arrays, got "
                          f"{type(state_dict).__name__}")
-    names = torch_names(model)
-    ours = {torch_k: (k, transposed) for k, (torch_k, transposed) in names.items()}
-    missing = [torch_k for torch_k in ours if torch_k not in state_dict]
-    unexpected = [k for k in state_dict if k not in ours]
+    arrays, transposed = model.state_dict(), transposed_keys(model)
+    missing = [k for k in arrays if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in arrays]
     if strict and (missing or unexpected):
         raise ValueError(f"{where}: missing keys {missing}, unexpected keys {unexpected}")
-    arrays = model.state_dict()
     converted = {}
-    for torch_k, (k, transposed) in ours.items():
-        if torch_k not in state_dict:
+    for k, ours in arrays.items():
+        if k not in state_dict:
             continue
-        a = _array(state_dict[torch_k], f"{where}: {torch_k!r}")
-        want = arrays[k].T.shape if transposed else arrays[k].shape
+        a = _array(state_dict[k], f"{where}: {k!r}")
+        flip = k in transposed
+        want = ours.T.shape if flip else ours.shape
         if a.shape != want:
-            layout = " (PyTorch's layout: the transpose of autotensor's)" if transposed else ""
-            raise ValueError(f"{where}: {torch_k!r} has shape {a.shape} in the state dict but "
-                             f"the model expects {want}{layout}")
-        converted[k] = a.T if transposed else a
+            layout = " (PyTorch's layout: the transpose of autotensor's)" if flip else ""
+            raise ValueError(f"{where}: {k!r} has shape {a.shape} in the state dict but the "
+                             f"model expects {want}{layout}")
+        converted[k] = a.T if flip else a
     # Module.load_state_dict checks the dtypes of all before writing any.
     model.load_state_dict(converted, strict=False)
     return missing, unexpected

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from autotensor import nn, optim
-from autotensor.nn.interop import torch_names
+from autotensor.nn.interop import transposed_keys
 
 HERE = pathlib.Path(__file__).resolve().parents[1] / "examples"
 sys.path.insert(0, str(HERE))
@@ -30,8 +30,8 @@ def rel(a, b):
 
 def in_torch_layout(model, arrays):
     """{PyTorch name: array} of arrays keyed by the model's parameter names."""
-    names = torch_names(model)
-    return {names[k][0]: (a.T if names[k][1] else a) for k, a in arrays.items()}
+    transposed = transposed_keys(model)
+    return {k: (a.T if k in transposed else a) for k, a in arrays.items()}
 
 
 def twins(ex, torch):
