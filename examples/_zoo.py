@@ -180,6 +180,23 @@ def accuracy(model, x, y, batch_size=500):
     return float((pred == y).mean())
 
 
+
+def train_classifier(model, opts, batch, args, desc):
+    """args.steps of classifier_step on batch(rng) (rng seeded with args.seed); returns the
+    loss per step and the validation accuracy every 50 steps and at the end."""
+    rng = np.random.default_rng(args.seed)
+    data = digits()
+    history = {"loss": [], "val_step": [], "val_acc": []}
+    bar = progress(args.steps, desc)
+    for t in bar:
+        losses, _ = classifier_step(model, opts, batch(rng))
+        history["loss"].append(losses["loss"])
+        if t % 50 == 49 or t == args.steps - 1:
+            history["val_step"].append(t + 1)
+            history["val_acc"].append(accuracy(model, data["X_val"], data["y_val"]))
+            bar.set_postfix(loss=f"{losses['loss']:.3f}", val_acc=history["val_acc"][-1])
+    return history
+
 # ---- the character language models' shared parts (char_lstm, transformer) -----------------
 _TEXT = {}
 

@@ -71,29 +71,13 @@ step = _zoo.classifier_step
 torch_step = _zoo.torch_classifier_step
 
 
-def train(args, model):
-    """Adam on minibatches; the loss per step and the validation accuracy every 50 steps."""
-    rng = np.random.default_rng(args.seed)
-    opts = optimizers(model, optim)
-    data = _zoo.digits()
-    history = {"loss": [], "val_step": [], "val_acc": []}
-    bar = _zoo.progress(args.steps, "convnet_digits")
-    for t in bar:
-        losses, _ = step(model, opts, batch(rng))
-        history["loss"].append(losses["loss"])
-        if t % 50 == 49 or t == args.steps - 1:
-            history["val_step"].append(t + 1)
-            history["val_acc"].append(_zoo.accuracy(model, data["X_val"], data["y_val"]))
-            bar.set_postfix(loss=f"{losses['loss']:.3f}", val_acc=history["val_acc"][-1])
-    return history
-
-
 def main(argv=None):
     args = _zoo.parse_args(argv, __doc__.splitlines()[0], steps=600, quick_steps=LEARNS[0])
     at.manual_seed(args.seed)
     np.random.seed(args.seed)                 # nn.Linear / nn.Conv2d draw from numpy's RNG
     model = build()
-    history = train(args, model)
+    history = _zoo.train_classifier(model, optimizers(model, optim), batch, args,
+                                    "convnet_digits")
     data = _zoo.digits()
     test_acc = _zoo.accuracy(model, data["X_test"], data["y_test"])
     print(f"ThreeLayerConvNet: test accuracy {test_acc:.3f} after {args.steps} steps")

@@ -78,18 +78,9 @@ def main(argv=None):
     at.manual_seed(args.seed)
     np.random.seed(args.seed)                 # nn.Linear draws from numpy's RNG
     model = build()
-    rng = np.random.default_rng(args.seed)
-    opts = optimizers(model, optim)
+    history = _zoo.train_classifier(model, optimizers(model, optim), batch, args,
+                                    "gru_digits")
     data = _zoo.digits()
-    history = {"loss": [], "val_step": [], "val_acc": []}
-    bar = _zoo.progress(args.steps, "gru_digits")
-    for t in bar:
-        losses, _ = step(model, opts, batch(rng))
-        history["loss"].append(losses["loss"])
-        if t % 50 == 49 or t == args.steps - 1:
-            history["val_step"].append(t + 1)
-            history["val_acc"].append(_zoo.accuracy(model, data["X_val"], data["y_val"]))
-            bar.set_postfix(loss=f"{losses['loss']:.3f}", val_acc=history["val_acc"][-1])
     with at.no_grad():
         pred = model.logits_after_each_row(data["X_test"]).data.argmax(-1)
     by_rows = (pred == data["y_test"][:, None]).mean(0)

@@ -101,18 +101,9 @@ def main(argv=None):
     at.manual_seed(args.seed)
     np.random.seed(args.seed)                 # nn.Linear / nn.Conv2d draw from numpy's RNG
     model = build()
-    rng = np.random.default_rng(args.seed)
-    opts = optimizers(model, optim)
+    history = _zoo.train_classifier(model, optimizers(model, optim), batch, args,
+                                    "resnet_digits")
     data = _zoo.digits()
-    history = {"loss": [], "val_step": [], "val_acc": []}
-    bar = _zoo.progress(args.steps, "resnet_digits")
-    for t in bar:
-        losses, _ = step(model, opts, batch(rng))
-        history["loss"].append(losses["loss"])
-        if t % 50 == 49 or t == args.steps - 1:
-            history["val_step"].append(t + 1)
-            history["val_acc"].append(_zoo.accuracy(model, data["X_val"], data["y_val"]))
-            bar.set_postfix(loss=f"{losses['loss']:.3f}", val_acc=history["val_acc"][-1])
     test_acc = _zoo.accuracy(model, data["X_test"], data["y_test"])
     print(f"ResNet: test accuracy {test_acc:.3f} after {args.steps} steps")
     plt = _zoo.matplotlib_or_none()
