@@ -181,6 +181,19 @@ def accuracy(model, x, y, batch_size=500):
 
 
 
+def train_loss(model, opts, step, batch, args, desc, every=10, fmt=".3f"):
+    """args.steps of step(model, opts, batch(rng)) (rng seeded with args.seed); returns the loss
+    per step, shown on the progress bar every `every` steps."""
+    rng = np.random.default_rng(args.seed)
+    history = {"loss": []}
+    bar = progress(args.steps, desc)
+    for t in bar:
+        losses, _ = step(model, opts, batch(rng))
+        history["loss"].append(losses["loss"])
+        if t % every == every - 1:
+            bar.set_postfix(loss=f"{losses['loss']:{fmt}}")
+    return history
+
 def train_classifier(model, opts, batch, args, desc):
     """args.steps of classifier_step on batch(rng) (rng seeded with args.seed); returns the
     loss per step and the validation accuracy every 50 steps and at the end."""

@@ -90,15 +90,8 @@ def main(argv=None):
     at.manual_seed(args.seed)
     np.random.seed(args.seed)                 # nn.Linear draws from numpy's RNG
     model = build()
-    rng = np.random.default_rng(args.seed)
-    opts = optimizers(model, optim)
-    history = {"loss": []}
-    bar = _zoo.progress(args.steps, "pinn")
-    for t in bar:
-        losses, _ = step(model, opts, batch(rng))
-        history["loss"].append(losses["loss"])
-        if t % 100 == 99:
-            bar.set_postfix(loss=f"{losses['loss']:.2e}")
+    history = _zoo.train_loss(model, optimizers(model, optim), step, batch, args,
+                              "pinn", every=100, fmt=".2e")
     xs = np.linspace(0.0, 1.0, 201)[:, None]
     with at.no_grad():
         u = model(xs).data[:, 0]

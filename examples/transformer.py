@@ -165,15 +165,8 @@ def main(argv=None):
     at.manual_seed(args.seed)
     np.random.seed(args.seed)                 # nn.Linear draws from numpy's RNG
     model = build()
-    rng = np.random.default_rng(args.seed)
-    opts = optimizers(model, optim)
-    history = {"loss": []}
-    bar = _zoo.progress(args.steps, "transformer")
-    for t in bar:
-        losses, _ = step(model, opts, batch(rng))
-        history["loss"].append(losses["loss"])
-        if t % 10 == 9:
-            bar.set_postfix(loss=f"{losses['loss']:.3f}")
+    history = _zoo.train_loss(model, optimizers(model, optim), step, batch, args,
+                              "transformer")
     sample = generate(model, "Macbeth:\n", 300, np.random.default_rng(args.seed))
     print(f"transformer: loss {np.mean(history['loss'][-20:]):.3f} nats/char after "
           f"{args.steps} steps; a sample:\n{sample}")
