@@ -250,8 +250,12 @@ def _walk(roots, seeds, retain_graph, create_graph, targets=None, min_seq=0):
     anomaly = function._anomaly
     token = function.set_grad_mode(create_graph)    # rules record only under create_graph
     try:
-        while heap:
-            node = heappop(heap)[1]
+        newest = None                 # a node known to be the newest pending one: no heap trip
+        while newest is not None or heap:
+            if newest is None:
+                node = heappop(heap)[1]
+            else:
+                node, newest = newest, None
             g = pending.pop(node)
             if owned:
                 owned.discard(id(g))          # from here on `g` may be handed to others
@@ -291,6 +295,7 @@ def _walk(roots, seeds, retain_graph, create_graph, targets=None, min_seq=0):
                 node.saved = _FREED
                 node.guard = None             # lets go of the read-only hold (saved_arrays._Guard)
             parents = node.parents
+            fresh = None                  # the first parent node this gradient made pending
             if len(grads) != len(parents):
                 raise RuntimeError(f"{node.name}.backward returned {len(grads)} gradients for "
                                    f"{len(parents)} inputs (use None for an input without one)")
@@ -310,9 +315,17 @@ def _walk(roots, seeds, retain_graph, create_graph, targets=None, min_seq=0):
                         pending[p] = _sum(prev, gp, owned)
                     elif p.seq >= min_seq:
                         pending[p] = gp
-                        heappush(heap, (-p.seq, p))
+                        if fresh is None:
+                            fresh = p
+                        else:
+                            heappush(heap, (-p.seq, p))
                 else:
                     to_leaf(p, gp)
+            if fresh is not None:         # a chain: the parent runs next, without the heap
+                if heap and -heap[0][0] > fresh.seq:
+                    heappush(heap, (-fresh.seq, fresh))
+                else:
+                    newest = fresh
         for leaf, g in hooked.items():        # every contribution has arrived: run its hooks
             g = run_hooks(leaf._hooks, g, leaf.shape)
             if leaf_slot is None:

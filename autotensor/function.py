@@ -153,6 +153,16 @@ class Function:
     trace = None                 # anomaly mode: where the op was created
     out_alias = None             # in-place ops: id of the array the op first returned
 
+    def __init_subclass__(cls, **kwargs):
+        # NOTE: `apply` makes each node with `cls()`, which skips Python code when neither
+        # method is defined: half the instructions of object.__new__(cls) (docs/performance.md).
+        super().__init_subclass__(**kwargs)
+        for method in ("__init__", "__new__"):
+            if method in cls.__dict__:
+                raise TypeError(f"{cls.__name__}: a Function subclass may not define {method}: "
+                                "apply creates one node per call; pass per-call values to "
+                                "forward as arguments and keep them on self there")
+
     def forward(self, *args, **params):
         raise NotImplementedError(f"{type(self).__name__} must implement forward")
 
@@ -179,7 +189,7 @@ class Function:
     @classmethod
     def apply(cls, *args, **params):
         """Run forward on the inputs' arrays; record a node when an input requires grad."""
-        fn = _new_object(cls)
+        fn = cls()
         fn.saved = None
         datas = []
         parents = []
@@ -247,7 +257,7 @@ class Function:
         return f"<{self.name} node #{getattr(self, 'seq', '?')} out {getattr(self, 'shape', '?')}>"
 
 
-_new_object = _new_tensor = object.__new__
+_new_tensor = object.__new__
 _id = id
 
 
@@ -272,7 +282,7 @@ def call(op, *args, **params):
     for a in args:
         if isinstance(a, Tensor):
             return op.apply(*args, **params)
-    fn = _new_object(op)
+    fn = op()
     fn.saved = None
     return fn.forward(*args, **params)
 
@@ -308,7 +318,7 @@ class Output(Function):
 
 def output_node(source, index, shape, dtype, out_id):
     """A new `Output` node for output `index` of `source` (recorded now: seq after source)."""
-    node = _new_object(Output)
+    node = Output()
     node.source, node.index = source, index
     node.parents = (source,)
     node.saved = None

@@ -440,7 +440,9 @@ def _forwarding(name):
     op = getattr(ops, name)
 
     def method(self, *args, **kwargs):
-        return op(self, *args, **kwargs)
+        # NOTE: `**kwargs` passed on when empty would make op build a new empty dict: y.tanh()
+        # skips that.
+        return op(self, *args, **kwargs) if kwargs else op(self, *args)
 
     method.__name__, method.__qualname__ = name, f"Tensor.{name}"
     method.__doc__ = f"at.{name}(self, ...): see its docstring and docs/ops.md."

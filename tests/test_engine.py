@@ -528,3 +528,10 @@ def test_a_leaf_used_in_a_recorded_op_is_not_explained():
         assert w.grad is None            # backward simply has not run yet
     y.backward()
     assert w.grad is not None
+
+
+@pytest.mark.parametrize("method", ["__init__", "__new__"])
+def test_a_function_subclass_with_its_own_constructor_is_refused_when_defined(method):
+    body = {method: lambda *args, **kwargs: None, "forward": lambda self, x: x}
+    with pytest.raises(TypeError, match=f"may not define {method}.*forward as arguments"):
+        type("Scaled", (at.Function,), body)
