@@ -1,6 +1,6 @@
 """How `autotensor.viz` looks and renders: labels, colours, DOT emission, output backends.
 
-`viz.py` decides *what* is drawn (which ops, which tensors, what is grouped or elided); this
+`_viz_layout.py` decides *what* is drawn (which ops, tensors, what is grouped or elided); this
 module decides *how*: the text of every label, one fixed style per kind of node, the gradient
 colour scale, nested module clusters, and turning DOT text into SVG/PNG/PDF either with the
 system `dot` program or in-process with pygraphviz (whose wheel bundles Graphviz).

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import codecs
 import functools
-import math
 import pickle
 import pickletools
 import struct
@@ -29,210 +28,30 @@ import warnings
 
 import numpy as np
 
+# This module is the opcode machine and `loads`; what may be rebuilt (the allow-list of globals)
+# is _safe_pickle_globals.py; the errors, stand-ins and message wording _safe_pickle_values.py.
+from ._safe_pickle_globals import _DTYPE_CODES, _GLOBALS  # noqa: F401 (re-exported)
+from ._safe_pickle_values import (
+    PickleMalformedError,
+    PickleRefusedError,
+    SafePickleError,
+    _Args,
+    _brief,
+    _Global,
+    _Pending,
+    _short,
+)
+
 __all__ = ["loads", "SafePickleError", "PickleRefusedError", "PickleMalformedError",
            "MAX_DEPTH"]
 
 MAX_DEPTH = 32                 # nesting of tuples, lists and dicts; a CIFAR batch needs 3
 _MAX_LINE = 4096               # argument line of a protocol-0 number, memo index or global
 _MAX_LONG_BYTES = 1024         # LONG1 / LONG4 integers
-_MAX_NDIM = 32
 _MAX_MARKS = 2 * MAX_DEPTH     # open MARKs; a pickle opens one per container being filled
 # Containers made plus memo entries. An official batch needs about 30,000; the cap bounds the
 # memory a file can ask for per byte (an EMPTY_LIST is one byte, a list ~150 bytes).
 _MAX_KEPT = 2_000_000
-# bool, signed and unsigned integers, floats: element types without pointers or padding
-_DTYPE_CODES = ("b1", "i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8", "f2", "f4", "f8")
-
-
-class SafePickleError(ValueError, pickle.UnpicklingError):
-    """The bytes are not a pickle this reader builds (a ValueError, as the loaders promise)."""
-
-
-class PickleRefusedError(SafePickleError):
-    """The pickle asks for something outside plain data: a global, an object dtype, ..."""
-
-
-class PickleMalformedError(SafePickleError):
-    """The pickle is corrupted: truncated, inconsistent, an array whose state does not add up."""
-
-
-# ---------------------------------------------------------------- describing values in messages
-
-def _short(v):
-    """A value in at most ~40 characters (a batch holds 30 MB strings: never repr them whole)."""
-    if isinstance(v, (str, bytes, bytearray)):
-        r = repr(v[:40])
-        return r if len(v) <= 40 else f"{r[:-1]}...{r[-1]} ({len(v)} long)"
-    if type(v) is int:
-        return repr(v) if v.bit_length() < 128 else f"an int of {v.bit_length()} bits"
-    if v is None or isinstance(v, (bool, float)):
-        return repr(v)
-    if isinstance(v, _Global):
-        return v.name
-    if isinstance(v, _Pending):
-        return f"a numpy {v.kind}"
-    if isinstance(v, np.ndarray):
-        return f"an array {v.dtype} {v.shape}"
-    if isinstance(v, np.dtype):
-        return f"dtype {v}"
-    return "a tuple" if isinstance(v, tuple) else f"a {type(v).__name__}"   # list, dict
-
-
-def _brief(v, levels=2):
-    """Like _short, `levels` levels into tuples."""
-    if not isinstance(v, tuple) or levels == 0:
-        return _short(v)
-    items = [_brief(x, levels - 1) for x in v[:8]] + (["..."] if len(v) > 8 else [])
-    return "(" + ", ".join(items) + ("," if len(v) == 1 else "") + ")"
-
-
-def _is_text(v, *choices):
-    return type(v) is str and v in choices         # never `==` on what may be an ndarray
-
-
-def _is_flag(v):
-    return type(v) is bool or type(v) is int and v in (0, 1)
-
-
-# ---------------------------------------------------------------- the globals of a numpy array
-
-class _Global:
-    """A global the file named and this reader knows: `build(args)` stands in for the call."""
-
-    def __init__(self, name, build=None):
-        self.name, self.build = name, build
-
-
-class _Pending:
-    """The result of REDUCE(_reconstruct) or REDUCE(numpy.dtype): exactly one BUILD fills it."""
-
-    def __init__(self, kind, finish):
-        self.kind, self.finish, self.value, self.at = kind, finish, None, None
-
-
-class _Args(tuple):
-    """A tuple holding a dtype or a global: an argument or state, never stored as data."""
-
-
-def _array(shape, dtype, fortran, raw):
-    """A fresh, writeable array from checked parts; numpy's own unpickling code never runs."""
-    if not isinstance(dtype, np.dtype):            # only _dtype_state makes one
-        raise PickleMalformedError(f"array dtype must be a numpy dtype, got {_brief(dtype)}")
-    if not (isinstance(shape, tuple) and len(shape) <= _MAX_NDIM
-            and all(type(n) is int and 0 <= n < 2**63 for n in shape)):
-        raise PickleMalformedError(f"array shape must be a tuple of at most {_MAX_NDIM} sizes "
-                                   f">= 0, got {_brief(shape)}")
-    if type(raw) not in (bytes, bytearray):
-        raise PickleMalformedError(f"array data must be bytes, got {_brief(raw)}")
-    count = math.prod(shape)
-    if count * dtype.itemsize != len(raw):         # checked before any allocation
-        raise PickleMalformedError(
-            f"an array of shape {_brief(shape)} and dtype {dtype} needs "
-            f"{count * dtype.itemsize} bytes of data, the file gives {len(raw)}")
-    order = "F" if fortran else "C"
-    flat = np.frombuffer(raw, dtype=dtype, count=count)
-    return flat.reshape(shape, order=order).copy(order=order)   # owns its memory, writeable
-
-
-def _array_state(state):
-    """BUILD of a _reconstruct result: numpy's state (1, shape, dtype, is_fortran, data)."""
-    if not (isinstance(state, tuple) and len(state) == 5 and type(state[0]) is int
-            and state[0] == 1 and _is_flag(state[3])):
-        raise PickleMalformedError(f"an array state must be (1, shape, dtype, is_fortran, "
-                                   f"data), got {_brief(state)}")
-    _, shape, dtype, fortran, raw = state
-    if type(raw) is str:                           # a Python 2 str, read as latin-1 text
-        try:
-            raw = raw.encode("latin-1")
-        except UnicodeEncodeError:
-            raise PickleMalformedError("array data is text beyond latin-1") from None
-    array = _array(shape, dtype, bool(fortran), raw)
-    # NOTE: numpy's __setstate__ hands back a non-native byte order swapped to native (same
-    # values, native dtype); done here too, so the result equals what numpy gives.
-    return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
-
-
-def _reconstruct(args):
-    """numpy's _reconstruct(ndarray, (0,), b'b'): an empty array that BUILD fills."""
-    if not (len(args) == 3 and args[0] is _NDARRAY and type(args[1]) is tuple
-            and len(args[1]) == 1 and type(args[1][0]) is int and args[1][0] == 0
-            and (_is_text(args[2], "b") or type(args[2]) is bytes and args[2] == b"b")):
-        raise PickleRefusedError(f"refused _reconstruct{_brief(args)}: only "
-                                 f"_reconstruct(numpy.ndarray, (0,), b'b'), as numpy writes it")
-    return _Pending("array", _array_state)
-
-
-def _dtype(args):
-    """numpy.dtype(code, align, copy) for a code of the table; BUILD gives its byte order."""
-    if not (len(args) == 3 and _is_text(args[0], *_DTYPE_CODES) and _is_flag(args[1])
-            and _is_flag(args[2])):
-        raise PickleRefusedError(f"refused numpy.dtype{_brief(args)}: only the numeric dtypes "
-                                 f"{', '.join(_DTYPE_CODES)}")
-    code = args[0]
-    return _Pending("dtype", lambda state: _dtype_state(code, state))
-
-
-def _dtype_state(code, state):
-    """The state numpy writes for a plain numeric dtype: (3, order, None, None, None, -1, -1, 0).
-
-    Anything else (fields, names, a subarray, an item size, object flags) is refused: that is
-    how a crafted state turns a dtype into one that holds pointers.
-    """
-    plain = (isinstance(state, tuple) and len(state) == 8 and type(state[0]) is int
-             and state[0] == 3 and _is_text(state[1], "|", "<", ">")
-             and all(v is None for v in state[2:5])
-             and all(type(v) is int for v in state[5:]) and state[5:] == (-1, -1, 0))
-    if not plain:
-        raise PickleRefusedError(f"refused dtype state {_brief(state)} for {code}: only a plain "
-                                 f"numeric dtype's (3, byteorder, None, None, None, -1, -1, 0)")
-    dtype = np.dtype(code if state[1] == "|" else state[1] + code)
-    if state[1] == "|" and dtype.itemsize > 1:
-        raise PickleMalformedError(f"byte order '|' for the {dtype.itemsize}-byte dtype {code}")
-    return dtype
-
-
-def _frombuffer(args):
-    """numpy's _frombuffer(data, dtype, shape, order) (protocol 5, the data in-band)."""
-    if not (len(args) == 4 and _is_text(args[3], "C", "F")):
-        raise PickleRefusedError(f"refused _frombuffer{_brief(args)}: only "
-                                 f"_frombuffer(data, dtype, shape, 'C' or 'F')")
-    return _array(args[2], args[1], args[3] == "F", args[0])
-
-
-def _encode(args):
-    """_codecs.encode(text, 'latin1'): how protocols 0-2 write bytes; no other codec."""
-    if not (len(args) == 2 and type(args[0]) is str and _is_text(args[1], "latin1", "latin-1")):
-        shown = ", ".join(_short(a) if i else type(a).__name__ for i, a in enumerate(args))
-        raise PickleRefusedError(f"refused _codecs.encode({shown}): only latin-1 text")
-    try:
-        return args[0].encode("latin-1")
-    except UnicodeEncodeError:
-        raise PickleMalformedError("_codecs.encode of text beyond latin-1") from None
-
-
-def _empty_bytes(args):
-    """bytes(): how protocols 0-2 write b''."""
-    if args != ():
-        raise PickleRefusedError(f"refused bytes{_brief(args)}: only bytes()")
-    return b""
-
-
-_NDARRAY = _Global("numpy.ndarray")                # only ever _reconstruct's first argument
-_RECONSTRUCT = _Global("_reconstruct", _reconstruct)
-_FROMBUFFER = _Global("_frombuffer", _frombuffer)
-_BYTES = _Global("bytes", _empty_bytes)
-# The globals, by the (module, name) strings in the file, under numpy 1.x and 2.x names.
-_GLOBALS = {
-    ("numpy", "ndarray"): _NDARRAY,
-    ("numpy", "dtype"): _Global("numpy.dtype", _dtype),
-    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
-    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
-    ("numpy.core.numeric", "_frombuffer"): _FROMBUFFER,
-    ("numpy._core.numeric", "_frombuffer"): _FROMBUFFER,
-    ("_codecs", "encode"): _Global("_codecs.encode", _encode),
-    ("__builtin__", "bytes"): _BYTES,
-    ("builtins", "bytes"): _BYTES,
-}
 
 
 # ---------------------------------------------------------------- opcode tables

@@ -8,6 +8,10 @@ dtype of the tensor flowing along them. See docs/visualization.md for every opti
 Large graphs stay readable: ops recorded inside a Module are drawn in nested clusters named by
 the module path, can be collapsed to one node per module, and `max_nodes` bounds the picture by
 collapsing modules and then eliding long chains with a "… N more ops" node.
+
+This module is the public API and turns a layout into drawn nodes, edges and clusters; the
+graph is read by _viz_walk.py, what is drawn of it is chosen by _viz_layout.py, and how it looks
+and renders is _viz_render.py.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import warnings
 import numpy as np
 
 from . import _viz_render as R
+from ._viz_layout import _choose_layout
+from ._viz_walk import _Walk
 from .autograd import _FREED, graph_nodes
 from .tensor import Tensor, _wrap
 
@@ -87,254 +93,9 @@ def retain_grads(output):
     return output
 
 
-# ---- walking the graph -------------------------------------------------------------------------
-class _Walk:
-    """Ops in recording order, leaf tensors in first-use order, inputs of each op as indices.
-
-    inputs[i] holds k >= 0 for op k and ~j (< 0) for leaf j; plain-number inputs are skipped.
-    Indices come from recording order, never id(), so the DOT text is deterministic.
-    """
-
-    def __init__(self, output, params):
-        self.output = output
-        self.ops = graph_nodes(output._node)[::-1] if output._node is not None else []
-        index = {id(n): i for i, n in enumerate(self.ops)}
-        self.leaves, leaf_index, self.inputs = [], {}, []
-        for node in self.ops:
-            ins = []
-            for p in node.parents:
-                if p is None:
-                    continue
-                if p._is_node:
-                    ins.append(index[id(p)])
-                    continue
-                j = leaf_index.get(id(p))
-                if j is None:
-                    j = leaf_index[id(p)] = len(self.leaves)
-                    self.leaves.append(p)
-                ins.append(~j)
-            self.inputs.append(ins)
-        # Module paths that contain other modules: their own ops are never collapsed away.
-        self.containers = {""}
-        for path in {n.scope for n in self.ops if n.scope}:
-            parts = path.split(".")
-            self.containers.update(".".join(parts[:k]) for k in range(1, len(parts)))
-        names = self.param_names = _param_names(params)
-        self.kinds = [_leaf_kind(t, names, params) for t in self.leaves]
-        self.names = [names.get(id(t), t.name) for t in self.leaves]
-        # Unnamed leaves are called by their kind, numbered only when there are several.
-        unnamed = collections.Counter(k for k, n in zip(self.kinds, self.names, strict=True)
-                                      if n is None)
-        counts = collections.Counter()
-        for j, kind in enumerate(self.kinds):
-            if self.names[j] is None:
-                self.names[j] = f"{kind} {counts[kind]}" if unnamed[kind] > 1 else kind
-                counts[kind] += 1
-
-    def op_grad(self, i):
-        r = self.ops[i].retained
-        return None if r is None else r.grad
-
-
-def _param_names(params):
-    if params is None:
-        return {}
-    if hasattr(params, "named_parameters") and callable(params.named_parameters):
-        items = list(params.named_parameters())
-    elif isinstance(params, dict):
-        items = list(params.items())
-    else:
-        try:
-            items = list(params)
-        except TypeError:
-            raise ValueError("params must be a dict name -> Tensor, a Module or an iterable of "
-                             f"(name, Tensor) pairs, got {type(params).__name__}") from None
-    names = {}
-    for item in items:
-        # Never tuple() a Tensor: that would record GetItem ops on the parameter itself.
-        if (not isinstance(item, (tuple, list)) or len(item) != 2
-                or not isinstance(item[0], str) or not isinstance(item[1], Tensor)):
-            got = (f"a bare {type(item).__name__} of shape {item.shape} (pass a dict or "
-                   "model.named_parameters(), not model.parameters())"
-                   if isinstance(item, Tensor) else f"{item!r:.80}")
-            raise ValueError(f"params entries must be (name, Tensor) pairs, got {got}")
-        names.setdefault(id(item[1]), str(item[0]))
-    return names
-
-
-def _leaf_kind(t, names, params):
-    # nn.Parameter marks parameters even when no params= is given (no import of nn needed).
-    if id(t) in names or (params is None and any(c.__name__ == "Parameter"
-                                                 for c in type(t).__mro__)):
-        return "param"
-    return "input" if t.requires_grad else "const"
-
-
 def _check_tensor(output):
     if not isinstance(output, Tensor):
         raise ValueError(f"expected a Tensor (the output to draw), got {type(output).__name__}")
-
-
-# ---- what is drawn: units of ops, collapsed modules, elision ----------------------------------
-class _Layout:
-    """Groups ops into drawn units: one op, one collapsed module, or an elided run of ops."""
-
-    def __init__(self, walk, depth):
-        self.w = walk
-        n = len(walk.ops)
-        self.unit_of = list(range(n))
-        self.units = {i: ("op", [i], None) for i in range(n)}
-        self.folded = [False] * len(walk.leaves)     # parameter listed inside a module node
-        if depth is not None:
-            self._collapse(depth)
-        self.elided = [False] * n
-        self.uses = [0] * len(walk.leaves)         # uses by ops that are not elided
-        for ins in walk.inputs:
-            for k in ins:
-                if k < 0:
-                    self.uses[~k] += 1
-        self.shown_leaves = sum(1 for j, u in enumerate(self.uses) if u and not self.folded[j])
-
-    def _collapse(self, depth):
-        """Merge the ops of each module into one unit; fold parameters only it uses."""
-        groups = {}
-        for i, node in enumerate(self.w.ops):
-            path = _module_key(node.scope, depth, self.w.containers)
-            if path is not None:
-                groups.setdefault(path, []).append(i)
-        for path, ops in groups.items():
-            self._merge([self.unit_of[i] for i in ops], "module", path)
-        consumers = collections.defaultdict(set)
-        for i, ins in enumerate(self.w.inputs):
-            for k in ins:
-                if k < 0:
-                    consumers[~k].add(self.unit_of[i])
-        for j, us in consumers.items():
-            (u,) = us if len(us) == 1 else (None,)
-            self.folded[j] = (u is not None and self.units[u][0] == "module"
-                              and self.w.kinds[j] == "param")
-
-    def _merge(self, unit_ids, kind, path):
-        ops = sorted(i for u in dict.fromkeys(unit_ids) for i in self.units.pop(u)[1])
-        uid = ops[0]
-        for i in ops:
-            self.unit_of[i] = uid
-        self.units[uid] = (kind, ops, path)
-        return uid
-
-    def count(self):
-        return len(self.units) + self.shown_leaves + 1          # + the output node
-
-    def elide(self, unit_ids):
-        """Replace these units by one "… N more ops" unit; hide leaves only they used."""
-        for u in unit_ids:
-            for i in self.units[u][1]:
-                if self.elided[i]:
-                    continue
-                self.elided[i] = True
-                for k in self.w.inputs[i]:
-                    if k < 0:
-                        self.uses[~k] -= 1
-                        if self.uses[~k] == 0 and not self.folded[~k]:
-                            self.shown_leaves -= 1
-        self._merge(unit_ids, "elided", None)
-
-    def unit_links(self):
-        """Distinct producer and consumer units of each unit (op-to-op edges only)."""
-        preds, succs = collections.defaultdict(set), collections.defaultdict(set)
-        for i, ins in enumerate(self.w.inputs):
-            u = self.unit_of[i]
-            for k in ins:
-                if k >= 0 and self.unit_of[k] != u:
-                    preds[u].add(self.unit_of[k])
-                    succs[self.unit_of[k]].add(u)
-        return preds, succs
-
-    def chains(self):
-        """Maximal runs u0 -> u1 -> ... where each link is the only way in and out."""
-        preds, succs = self.unit_links()
-        nxt = {}
-        for u, ps in preds.items():
-            if len(ps) == 1:
-                (p,) = ps
-                if len(succs[p]) == 1:
-                    nxt[p] = u
-        starts = sorted(set(self.units) - set(nxt.values()))
-        out = []
-        for u in starts:
-            run = [u]
-            while run[-1] in nxt:
-                run.append(nxt[run[-1]])
-            out.append(run)
-        return out
-
-    def fit(self, max_nodes):
-        """Elide until at most `max_nodes` nodes remain: long chains first, then the middle."""
-        for keep in (2, 1):
-            for run in sorted(self.chains(), key=lambda r: (-len(r), r[0])):
-                excess = self.count() - max_nodes
-                if excess <= 0:
-                    return
-                # Elide no more than needed, from the middle of the run: the ends stay readable.
-                m = min(len(run) - 2 * keep, excess + 1)
-                if m >= 2:
-                    start = keep + (len(run) - 2 * keep - m) // 2
-                    self.elide(run[start:start + m])
-        if self.count() > max_nodes:
-            self._elide_middle(max_nodes)
-
-    def _elide_middle(self, max_nodes):
-        # Keep units from both ends of the recording order (the output end first) while
-        # they and their leaves fit; everything between becomes one elided unit.
-        order = sorted(self.units)
-        budget, seen, keep = max_nodes - 2, set(), set()
-        lo, hi, take_tail = 0, len(order) - 1, True
-        while lo <= hi:
-            u = order[hi] if take_tail else order[lo]
-            new = {~k for i in self.units[u][1] if not self.elided[i] for k in self.w.inputs[i]
-                   if k < 0 and not self.folded[~k] and ~k not in seen}
-            if 1 + len(new) > budget:
-                break
-            budget -= 1 + len(new)
-            seen |= new
-            keep.add(u)
-            hi, lo = (hi - 1, lo) if take_tail else (hi, lo + 1)
-            take_tail = not take_tail
-        rest = [u for u in order if u not in keep]
-        if rest:
-            self.elide(rest)
-
-
-def _module_key(scope, depth, containers):
-    """The collapsed module an op belongs to, or None when the op stays a node of its own.
-
-    depth True: the innermost module, unless it contains other modules (a container's own
-    ops, e.g. a residual add, stay visible). depth d: the module path cut to d parts; ops of
-    shallower modules stay visible. depth 0: the whole root module.
-    """
-    if scope is None:
-        return None
-    if depth is True:
-        return None if scope in containers else scope
-    parts = scope.split(".") if scope else []
-    return ".".join(parts[:depth]) if len(parts) >= depth else None
-
-
-def _choose_layout(walk, collapse_modules, max_nodes):
-    depths = [len(n.scope.split(".")) if n.scope else 0 for n in walk.ops if n.scope is not None]
-    layout = _Layout(walk, None if collapse_modules is False else collapse_modules)
-    if max_nodes is None or layout.count() <= max_nodes:
-        return layout
-    if collapse_modules is False and depths:
-        # The most detailed module collapse that fits; else the coarsest, then elide. Never
-        # fold the whole model into one box while it has submodules: 60 layers with the
-        # middle elided say more than one "Sequential: 180 ops" node.
-        for d in range(max(depths), 0 if max(depths) else -1, -1):
-            layout = _Layout(walk, d)
-            if layout.count() <= max_nodes:
-                return layout
-    layout.fit(max_nodes)
-    return layout
 
 
 # ---- the public entry point --------------------------------------------------------------------

@@ -4,13 +4,20 @@ Tests that compare with PyTorch take the `torch` fixture: it skips the test wher
 importable, and the run's summary says how many were skipped that way. CI (`.ci/run`) installs
 torch and sets AUTOTENSOR_REQUIRE_TORCH=1, which turns a missing torch into an error, so the
 parity tests can never silently stop running there.
+
+The comparison those tests share lives in torch_compare.py beside this file; this folder is put
+on sys.path so that a test file says `from torch_compare import assert_matches_torch`.
 """
 
 from __future__ import annotations
 
 import os
+import pathlib
+import sys
 
 import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))   # for torch_compare
 
 TORCH_SKIP = "PyTorch parity: torch is not installed (pip install torch==2.13.0)"
 

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from torch_compare import assert_matches_torch
 
 import autotensor as at
 from autotensor import nn
@@ -15,22 +16,6 @@ from autotensor.nn import functional as F
 
 RTOL, ATOL = 1e-10, 1e-12
 FUSED = pytest.mark.parametrize("fused", [True, False], ids=["fused", "twin"])
-
-
-def check(torch, ours_fn, torch_fn, arrays, fused, seed=0):
-    """ours_fn(*Tensors) == torch_fn(*tensors), and so are the gradients of sum(out * g)."""
-    ours = [at.Tensor(a.copy(), requires_grad=True) for a in arrays]
-    theirs = [torch.tensor(a.copy(), requires_grad=True) for a in arrays]
-    with at.use_fused(fused):
-        out = ours_fn(*ours)
-    ref = torch_fn(*theirs)
-    np.testing.assert_allclose(out.data, ref.detach().numpy(), rtol=RTOL, atol=ATOL)
-    g = np.random.default_rng(seed).standard_normal(out.shape)
-    out.backward(g)
-    ref.backward(torch.tensor(g))
-    for i, (a, b) in enumerate(zip(ours, theirs)):
-        np.testing.assert_allclose(a.grad, b.grad.numpy(), rtol=RTOL, atol=ATOL,
-                                   err_msg=f"gradient of input {i}")
 
 
 def draw(*shapes, seed=1):
@@ -59,8 +44,9 @@ CONV = [  # x, w, stride, padding, dilation, groups
 def test_conv2d_matches_torch(torch, fused, bias, xs, ws, stride, padding, dilation, groups):
     arrays = draw(xs, ws, (ws[0],))[:3 if bias else 2]
     kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-    check(torch, lambda x, w, *b: F.conv2d(x, w, *b, **kw),
-          lambda x, w, *b: torch.nn.functional.conv2d(x, w, *b, **kw), arrays, fused)
+    assert_matches_torch(
+        torch, lambda x, w, *b: F.conv2d(x, w, *b, **kw),
+        lambda x, w, *b: torch.nn.functional.conv2d(x, w, *b, **kw), arrays, fused=fused)
 
 
 def test_conv2d_keeps_the_course_alias_pad():
@@ -89,8 +75,9 @@ def test_conv_transpose2d_matches_torch(torch, fused, bias, xs, ws, stride, padd
     arrays = draw(xs, ws, (ws[1] * groups,))[:3 if bias else 2]
     kw = dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups,
               dilation=dilation)
-    check(torch, lambda x, w, *b: F.conv_transpose2d(x, w, *b, **kw),
-          lambda x, w, *b: torch.nn.functional.conv_transpose2d(x, w, *b, **kw), arrays, fused)
+    assert_matches_torch(
+        torch, lambda x, w, *b: F.conv_transpose2d(x, w, *b, **kw),
+        lambda x, w, *b: torch.nn.functional.conv_transpose2d(x, w, *b, **kw), arrays, fused=fused)
 
 
 def test_conv_transpose2d_second_order_matches_torch(torch):
@@ -132,8 +119,9 @@ MAX_POOL = [  # x, kernel, stride, padding, dilation, ceil_mode
 def test_max_pool2d_matches_torch(torch, fused, xs, kernel, stride, padding, dilation,
                                   ceil_mode):
     args = (kernel, stride, padding, dilation, ceil_mode)
-    check(torch, lambda x: F.max_pool2d(x, *args),
-          lambda x: torch.nn.functional.max_pool2d(x, *args), [distinct(xs)], fused)
+    assert_matches_torch(
+        torch, lambda x: F.max_pool2d(x, *args),
+        lambda x: torch.nn.functional.max_pool2d(x, *args), [distinct(xs)], fused=fused)
     _, ours = F.max_pool2d(distinct(xs), *args, return_indices=True)
     _, theirs = torch.nn.functional.max_pool2d(torch.tensor(distinct(xs)), *args,
                                                return_indices=True)
@@ -163,18 +151,21 @@ AVG_POOL = [  # x, kernel, stride, padding, ceil_mode, count_include_pad, diviso
 def test_avg_pool2d_matches_torch(torch, xs, kernel, stride, padding, ceil_mode,
                                   count_include_pad, divisor):
     args = (kernel, stride, padding, ceil_mode, count_include_pad, divisor)
-    check(torch, lambda x: F.avg_pool2d(x, *args),
-          lambda x: torch.nn.functional.avg_pool2d(x, *args), draw(xs), True)
+    assert_matches_torch(
+        torch, lambda x: F.avg_pool2d(x, *args),
+        lambda x: torch.nn.functional.avg_pool2d(x, *args), draw(xs), fused=True)
 
 
 @pytest.mark.parametrize("xs,size", [((2, 3, 7, 5), (3, 2)), ((1, 2, 5, 9), 4),
                                      ((1, 2, 6, 6), (None, 4)), ((2, 2, 3, 3), 5),
                                      ((1, 1, 8, 8), 1)])
 def test_adaptive_pools_match_torch(torch, xs, size):
-    check(torch, lambda x: F.adaptive_avg_pool2d(x, size),
-          lambda x: torch.nn.functional.adaptive_avg_pool2d(x, size), draw(xs), True)
-    check(torch, lambda x: F.adaptive_max_pool2d(x, size),
-          lambda x: torch.nn.functional.adaptive_max_pool2d(x, size), [distinct(xs)], True)
+    assert_matches_torch(
+        torch, lambda x: F.adaptive_avg_pool2d(x, size),
+        lambda x: torch.nn.functional.adaptive_avg_pool2d(x, size), draw(xs), fused=True)
+    assert_matches_torch(
+        torch, lambda x: F.adaptive_max_pool2d(x, size),
+        lambda x: torch.nn.functional.adaptive_max_pool2d(x, size), [distinct(xs)], fused=True)
     _, ours = F.adaptive_max_pool2d(distinct(xs), size, return_indices=True)
     _, theirs = torch.nn.functional.adaptive_max_pool2d(torch.tensor(distinct(xs)), size,
                                                         return_indices=True)
@@ -184,10 +175,12 @@ def test_adaptive_pools_match_torch(torch, xs, size):
 def test_max_pool_ties_send_the_gradient_to_the_first_maximum_as_torch(torch):
     x = np.random.default_rng(3).integers(0, 3, (2, 2, 7, 7)).astype(np.float64)
     for fused in (True, False):
-        check(torch, lambda t: F.max_pool2d(t, 3, 2, 1),
-              lambda t: torch.nn.functional.max_pool2d(t, 3, 2, 1), [x], fused)
-    check(torch, lambda t: F.adaptive_max_pool2d(t, (3, 2)),
-          lambda t: torch.nn.functional.adaptive_max_pool2d(t, (3, 2)), [x], True)
+        assert_matches_torch(
+            torch, lambda t: F.max_pool2d(t, 3, 2, 1),
+            lambda t: torch.nn.functional.max_pool2d(t, 3, 2, 1), [x], fused=fused)
+    assert_matches_torch(
+        torch, lambda t: F.adaptive_max_pool2d(t, (3, 2)),
+        lambda t: torch.nn.functional.adaptive_max_pool2d(t, (3, 2)), [x], fused=True)
 
 
 # ---- modules, unbatched inputs -------------------------------------------------------------------
@@ -214,16 +207,8 @@ def test_modules_match_torch(torch, make, xs, unbatched):
     ours, theirs = make(nn), make(torch.nn).double()
     copy_params(ours, theirs)
     x = distinct(xs[1:] if unbatched else xs)
-    xt, tx = at.Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
-    out, ref = ours(xt), theirs(tx)
-    np.testing.assert_allclose(out.data, ref.detach().numpy(), rtol=RTOL, atol=ATOL)
-    g = np.random.default_rng(0).standard_normal(out.shape)
-    out.backward(g)
-    ref.backward(torch.tensor(g))
-    np.testing.assert_allclose(xt.grad, tx.grad.numpy(), rtol=RTOL, atol=ATOL)
-    for name, p in theirs.named_parameters():
-        np.testing.assert_allclose(getattr(ours, name).grad, p.grad.numpy(), rtol=RTOL,
-                                   atol=ATOL, err_msg=name)
+    assert_matches_torch(torch, ours, theirs, [x], params=[
+        (name, getattr(ours, name), p) for name, p in theirs.named_parameters()])
     assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
 
 

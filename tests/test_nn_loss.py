@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+from torch_compare import assert_matches_torch
 
 import autotensor as at
 from autotensor import nn
@@ -25,24 +26,13 @@ def close(ours, theirs):
 def both(torch, ours, theirs, arrays, grad=None, kwargs=None, torch_kwargs=None):
     """Call ours(*Tensors, **kwargs) and theirs(*torch tensors, **torch_kwargs) on `arrays`
     (float arrays get a gradient where `grad` says so, integer ones are constants); compare
-    outputs and the gradients of a random upstream gradient."""
-    grad = grad or [a.dtype.kind == "f" for a in arrays]
+    outputs and the gradients of a random upstream gradient, to rtol 1e-10 and atol 1e-13."""
     kwargs = kwargs or {}
     torch_kwargs = {k: torch.tensor(v) if isinstance(v, np.ndarray) else v
                     for k, v in (kwargs if torch_kwargs is None else torch_kwargs).items()}
-    mine = [at.Tensor(a, requires_grad=g) if g else a for a, g in zip(arrays, grad)]
-    theirs_in = [torch.tensor(a, requires_grad=bool(g)) for a, g in zip(arrays, grad)]
-    out = ours(*mine, **kwargs)
-    ref = theirs(*theirs_in, **torch_kwargs)
-    close(out.data, ref.detach().numpy())
-    assert out.shape == tuple(ref.shape)
-    g = np.random.default_rng(0).standard_normal(out.shape)
-    out.backward(g)
-    ref.backward(torch.tensor(g))
-    for m, t, needs in zip(mine, theirs_in, grad):
-        if needs:
-            close(m.grad, t.grad.numpy())
-    return out
+    return assert_matches_torch(torch, lambda *xs: ours(*xs, **kwargs),
+                                lambda *xs: theirs(*xs, **torch_kwargs), arrays,
+                                grad=grad or None, atol=1e-13)
 
 
 # ---- cross_entropy and nll_loss ------------------------------------------------------------------

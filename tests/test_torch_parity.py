@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from torch_compare import assert_matches_torch
 
 import autotensor as at
 from autotensor import nn
@@ -13,24 +14,6 @@ from autotensor.nn import functional as F
 from autotensor.nn.models import ThreeLayerConvNet
 
 RTOL, ATOL = 1e-10, 1e-12
-
-
-def leaves(torch, *arrays):
-    """The same float64 arrays as autotensor and torch leaves that require grad."""
-    ours = [at.Tensor(a.copy(), requires_grad=True) for a in arrays]
-    theirs = [torch.tensor(a.copy(), requires_grad=True) for a in arrays]
-    return ours, theirs
-
-
-def assert_same(torch, ours_out, theirs_out, ours, theirs, seed=0):
-    """Same forward, and the same gradients of sum(out * g) for a random g."""
-    np.testing.assert_allclose(ours_out.data, theirs_out.detach().numpy(), rtol=RTOL, atol=ATOL)
-    g = np.random.default_rng(seed).standard_normal(ours_out.shape)
-    ours_out.backward(g)
-    theirs_out.backward(torch.tensor(g))
-    for i, (a, b) in enumerate(zip(ours, theirs)):
-        np.testing.assert_allclose(a.grad, b.grad.numpy(), rtol=RTOL, atol=ATOL,
-                                   err_msg=f"gradient of input {i}")
 
 
 CONV_CASES = [  # x shape, w shape, stride, pad
@@ -44,57 +27,55 @@ CONV_CASES = [  # x shape, w shape, stride, pad
 @pytest.mark.parametrize("xs,ws,stride,pad", CONV_CASES)
 def test_conv2d(torch, fused, xs, ws, stride, pad):
     rng = np.random.default_rng(1)
-    (x, w, b), (tx, tw, tb) = leaves(torch, rng.standard_normal(xs), rng.standard_normal(ws),
-                                     rng.standard_normal(ws[0]))
-    with at.use_fused(fused):
-        out = F.conv2d(x, w, b, stride=stride, pad=pad)
-    ref = torch.nn.functional.conv2d(tx, tw, tb, stride=stride, padding=pad)
-    assert_same(torch, out, ref, (x, w, b), (tx, tw, tb))
+    arrays = [rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])]
+    assert_matches_torch(
+        torch, lambda x, w, b: F.conv2d(x, w, b, stride=stride, pad=pad),
+        lambda x, w, b: torch.nn.functional.conv2d(x, w, b, stride=stride, padding=pad),
+        arrays, fused=fused)
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "composite"])
 @pytest.mark.parametrize("kernel,stride", [(2, None), (3, 2), ((3, 2), (1, 2))])
 def test_max_pool2d(torch, fused, kernel, stride):
     x = np.random.default_rng(2).permutation(2 * 3 * 9 * 8).reshape(2, 3, 9, 8) * 0.01
-    (tx_ours,), (tx,) = leaves(torch, x)
-    with at.use_fused(fused):
-        out = F.max_pool2d(tx_ours, kernel, stride)
-    ref = torch.nn.functional.max_pool2d(tx, kernel, stride)
-    assert_same(torch, out, ref, (tx_ours,), (tx,))
+    assert_matches_torch(torch, lambda t: F.max_pool2d(t, kernel, stride),
+                         lambda t: torch.nn.functional.max_pool2d(t, kernel, stride), [x],
+                         fused=fused)
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "composite"])
 @pytest.mark.parametrize("shape", [(8, 5), (4, 3, 5, 6)])
 def test_batch_norm_training(torch, fused, shape):
     rng = np.random.default_rng(3)
-    (x, gamma, beta), (tx, tg, tb) = leaves(torch, rng.standard_normal(shape) * 2 + 1,
-                                            rng.standard_normal(shape[1]),
-                                            rng.standard_normal(shape[1]))
-    with at.use_fused(fused):
-        out = F.batch_norm(x, gamma, beta, training=True)
-    ref = torch.nn.functional.batch_norm(tx, None, None, tg, tb, training=True, eps=1e-5)
-    assert_same(torch, out, ref, (x, gamma, beta), (tx, tg, tb))
+    arrays = [rng.standard_normal(shape) * 2 + 1, rng.standard_normal(shape[1]),
+              rng.standard_normal(shape[1])]
+    assert_matches_torch(
+        torch, lambda x, gamma, beta: F.batch_norm(x, gamma, beta, training=True),
+        lambda x, gamma, beta: torch.nn.functional.batch_norm(x, None, None, gamma, beta,
+                                                              training=True, eps=1e-5),
+        arrays, fused=fused)
 
 
 def test_layer_norm(torch):
     rng = np.random.default_rng(4)
-    (x, g, b), (tx, tg, tb) = leaves(torch, rng.standard_normal((6, 10)),
-                                     rng.standard_normal(10), rng.standard_normal(10))
-    ref = torch.nn.functional.layer_norm(tx, (10,), tg, tb, eps=1e-5)
-    assert_same(torch, F.layer_norm(x, g, b), ref, (x, g, b), (tx, tg, tb))
+    arrays = [rng.standard_normal((6, 10)), rng.standard_normal(10), rng.standard_normal(10)]
+    assert_matches_torch(
+        torch, F.layer_norm,
+        lambda x, g, b: torch.nn.functional.layer_norm(x, (10,), g, b, eps=1e-5), arrays)
 
 
 def test_softmax_cross_entropy_and_svm(torch):
     rng = np.random.default_rng(5)
     scores = rng.standard_normal((7, 4))
     y = rng.integers(0, 4, 7)
-    (s,), (ts,) = leaves(torch, scores)
-    ref = torch.nn.functional.cross_entropy(ts, torch.tensor(y))
-    assert_same(torch, F.softmax_cross_entropy(s, y), ref, (s,), (ts,))
+    assert_matches_torch(torch, lambda s: F.softmax_cross_entropy(s, y),
+                         lambda s: torch.nn.functional.cross_entropy(s, torch.tensor(y)),
+                         [scores])
     # torch's multi-class hinge divides by the number of classes as well as the batch.
-    (s,), (ts,) = leaves(torch, scores)
-    ref = torch.nn.functional.multi_margin_loss(ts, torch.tensor(y)) * scores.shape[1]
-    assert_same(torch, F.svm_loss(s, y), ref, (s,), (ts,))
+    assert_matches_torch(
+        torch, lambda s: F.svm_loss(s, y),
+        lambda s: torch.nn.functional.multi_margin_loss(s, torch.tensor(y)) * scores.shape[1],
+        [scores])
 
 
 def test_mlp_modules(torch):
@@ -149,16 +130,14 @@ def test_linear_applies_to_the_last_dimension_like_torch(torch):
     """nn.Linear on (*, in) inputs, and F.linear with torch's (out, in) weight layout."""
     r = np.random.default_rng(4)
     x, w, b = r.standard_normal((2, 3, 4)), r.standard_normal((5, 4)), r.standard_normal(5)
-    ours, theirs = leaves(torch, x, w, b)
-    assert_same(torch, F.linear(*ours), torch.nn.functional.linear(*theirs), ours, theirs)
+    assert_matches_torch(torch, F.linear, torch.nn.functional.linear, [x, w, b])
 
     lin = nn.Linear(4, 5)
     lin.weight.data[...], lin.bias.data[...] = w.T, b          # autotensor stores (in, out)
-    xo, xt = leaves(torch, x)
-    out = lin(xo[0])
+    out = assert_matches_torch(
+        torch, lin, lambda t: torch.nn.functional.linear(t, torch.tensor(w), torch.tensor(b)),
+        [x])
     assert out.shape == (2, 3, 5)
-    assert_same(torch, out, torch.nn.functional.linear(xt[0], torch.tensor(w), torch.tensor(b)),
-                xo, xt)
     with pytest.raises(ValueError, match=r"Linear: input must be \(\*, in_features=4\)"):
         lin(np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"linear: need input \(\*, in\) and weight \(out, in\)"):
