@@ -84,6 +84,11 @@ class Module:
         object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
 
+    # Keys that older autotensor versions saved under other names ({old: today's}), and keys
+    # those states lack (kept as they are when absent): `load_state_dict` reads both.
+    _old_key_names = {}
+    _keys_added_since = ()
+
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must implement forward")
 
@@ -356,7 +361,8 @@ class Module:
                 for k, v in table.items():
                     if v is not None:
                         targets.setdefault(f"{mod_name}.{k}" if mod_name else k, v)
-        missing = [k for k in targets if k not in state]
+        state, added = _renamed_old_keys(self, state)
+        missing = [k for k in targets if k not in state and k not in added]
         unexpected = [k for k in state if k not in targets]
         if strict and (missing or unexpected):
             raise ValueError(f"{where}: missing keys {missing}, unexpected keys {unexpected}")
@@ -392,6 +398,26 @@ def _add_hook(hooks, where, hook, prepend, with_kwargs):
     if prepend:
         hooks.move_to_end(handle.id, last=False)
     return handle
+
+
+def _renamed_old_keys(root, state):
+    """(state with the keys of older autotensor versions renamed to today's, the keys such an
+    old state lacks by design). A module's old names apply only where none of its keys is in
+    today's form, so a current state is read exactly as given."""
+    state = dict(state)
+    added = set()
+    for mod_name, m in root.named_modules(remove_duplicate=False):
+        if not m._old_key_names:
+            continue
+        prefix = f"{mod_name}." if mod_name else ""
+        old = {prefix + a: prefix + b for a, b in m._old_key_names.items()}
+        if any(k in state for k in old.values()) or not any(k in state for k in old):
+            continue
+        for a, b in old.items():
+            if a in state:
+                state[b] = state.pop(a)
+        added.update(prefix + k for k in m._keys_added_since)
+    return state, added
 
 
 def _loadable(value, dest, what):

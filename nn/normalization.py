@@ -30,6 +30,9 @@ from .module import Module, Parameter
 class _BatchNorm(Module):
     ranks = ()            # the input ranks the subclass accepts
     shapes = ""           # ... as the error message names them
+    # Before 2026-12-03 the modules kept the course's names and no batch count.
+    _old_key_names = {"gamma": "weight", "beta": "bias"}
+    _keys_added_since = ("num_batches_tracked",)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, dtype=np.float64):
@@ -112,6 +115,8 @@ class LayerNorm(Module):
     `weight` (ones) and `bias` (zeros) of that shape, unless elementwise_affine=False (neither)
     or bias=False (no bias).
     """
+
+    _old_key_names = {"gamma": "weight", "beta": "bias"}     # before 2026-12-03
 
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
                  dtype=np.float64):

@@ -350,3 +350,42 @@ def test_fully_connected_net_accepts_the_older_spellings():
 def test_fully_connected_net_refuses_both_spellings(kw, match):
     with pytest.raises(ValueError, match=match):
         _fc(**kw)
+
+
+def _old_state(model):
+    """model's state_dict as autotensor saved it before 2026-12-03: the norms' weight/bias
+    under the course's names gamma/beta, and no num_batches_tracked."""
+    old = {}
+    for k, v in model.state_dict().items():
+        head, _, leaf = k.rpartition(".")
+        if leaf == "num_batches_tracked":
+            continue
+        if head in ("1", "2") and leaf in ("weight", "bias"):
+            leaf = {"weight": "gamma", "bias": "beta"}[leaf]
+        old[f"{head}.{leaf}"] = v + 1.5          # values the fresh model does not have
+    return old
+
+
+def test_a_state_dict_saved_with_the_old_gamma_beta_names_loads_strictly():
+    def model():
+        return nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.LayerNorm(4))
+    old = _old_state(model())
+    m = model()
+    m[1].num_batches_tracked[...] = 7
+    assert m.load_state_dict(old) == ([], [])
+    new = m.state_dict()
+    for k in ("1.weight", "1.bias", "2.weight", "2.bias"):
+        assert np.array_equal(new[k], old[k.replace("weight", "gamma").replace("bias", "beta")])
+    for k in ("0.weight", "0.bias", "1.running_mean", "1.running_var"):
+        assert np.array_equal(new[k], old[k])
+    assert int(new["1.num_batches_tracked"]) == 7          # an old state has no count: kept
+
+
+def test_old_names_beside_todays_are_refused_as_unexpected_and_change_nothing():
+    m = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    state = m.state_dict()
+    before = {k: v.copy() for k, v in state.items()}
+    state["1.gamma"] = np.zeros(4)
+    with pytest.raises(ValueError, match=r"unexpected keys \['1.gamma'\]"):
+        m.load_state_dict({k: v + 1 for k, v in state.items()})
+    assert all(np.array_equal(m.state_dict()[k], v) for k, v in before.items())
