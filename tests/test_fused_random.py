@@ -161,7 +161,8 @@ def test_conv2d_random_geometry(row, kernel_calls):
 def batch_split(monkeypatch):
     """Every conv of two or more samples cut into 3 slices (at most N) run on worker threads,
     whatever its size; returns the slice counts each call of the runner got."""
-    from autotensor.fused import blas_threads, conv_algorithms
+    from autotensor import blas_threads
+    from autotensor.fused import conv_algorithms
     monkeypatch.setattr(conv_algorithms, "SPLIT_MIN_MACS", 0)
     monkeypatch.setattr(blas_threads, "available", lambda: True)
     monkeypatch.setattr(blas_threads, "count", lambda: 3)
@@ -216,7 +217,8 @@ def test_batch_split_works_in_a_forked_child(batch_split, monkeypatch):
 
 
 def test_batch_split_restores_blas_threads_and_raises_what_a_slice_raised():
-    from autotensor.fused import blas_threads, conv_algorithms
+    from autotensor import blas_threads
+    from autotensor.fused import conv_algorithms
     before = blas_threads.count()
     seen = []
 

@@ -4,7 +4,8 @@ The rule (measured in docs/performance.md, "Convolution"): a convolution of at l
 SPLIT_MIN_MACS multiply-adds per GEMM pass (N*F*K*P) is cut into T slices of the batch,
 T = numpy's BLAS thread count (at most N), and each slice runs its whole pipeline
 (im2col, GEMMs, col2im) on a thread of its own with single-threaded BLAS and numba kernels.
-Smaller ones run in one piece on the caller's thread, BLAS threading as it is.
+Smaller ones run in one piece on the caller's thread, BLAS threading as it is. The threads
+and the hand-off are autotensor/blas_threads.py's, which splits large matmuls the same way.
 
 Why: numpy's batched matmul makes one BLAS call per sample, and OpenBLAS threads each
 (64 x 577) @ (577 x 256) call separately, with a thread barrier and a spin-wait per call;
@@ -15,27 +16,10 @@ columns are the size its own GEMMs read back while they are still in cache.
 
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor, wait
+from .. import blas_threads
+from . import kernels
 
-from . import blas_threads, kernels
-
-SPLIT_MIN_MACS = 1 << 25      # ~34 M multiply-adds: about 1 ms of one core's GEMM time
-
-_pools = {}
-_pools_lock = threading.Lock()
-
-
-def _after_fork():
-    """A forked child has none of the parent's worker threads: its pools start afresh."""
-    global _pools_lock
-    _pools.clear()
-    _pools_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork)
+SPLIT_MIN_MACS = blas_threads.SPLIT_MIN_MACS    # ~34 M multiply-adds: ~1 ms of one core
 
 
 def batch_slices(N, F, K, P):
@@ -43,42 +27,23 @@ def batch_slices(N, F, K, P):
     T = min(N, blas_threads.count()) if blas_threads.available() else 1
     if T < 2 or N * F * K * P < SPLIT_MIN_MACS:
         return [slice(0, N)]
-    bounds = [N * i // T for i in range(T + 1)]
-    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+    return blas_threads.split(N, T)
 
 
 def run(part, slices):
-    """part(s) for every slice s: one slice runs here; several run on worker threads (the
-    caller's thread takes the first) with one BLAS and one numba thread each."""
-    if len(slices) == 1:
-        part(slices[0])
-        return
-    pool = _pool(len(slices) - 1)
-    with blas_threads.single_threaded():
-        futures = [pool.submit(part, s) for s in slices[1:]]
-        try:
-            _one_numba_thread(part, slices[0])
-        finally:
-            wait(futures)            # no slice may outlive the single-threaded BLAS block
-    for f in futures:
-        f.result()
+    """part(s) for every slice s (blas_threads.run); with several slices, each one's numba
+    kernels run on one thread, as its BLAS does (numba's count is per thread)."""
+    if len(slices) == 1 or kernels.numba is None:
+        blas_threads.run(part, slices)
+    else:
+        blas_threads.run(lambda s: _one_numba_thread(part, s), slices)
 
 
 def _one_numba_thread(fn, *args):
-    """fn(*args) with this thread's numba kernels on one thread (numba's count is per thread)."""
-    if kernels.numba is None:
-        return fn(*args)
+    """fn(*args) with this thread's numba kernels on one thread."""
     before = kernels.numba.get_num_threads()
     kernels.numba.set_num_threads(1)
     try:
         return fn(*args)
     finally:
         kernels.numba.set_num_threads(before)
-
-
-def _pool(workers):
-    with _pools_lock:
-        if workers not in _pools:
-            init = (lambda: kernels.numba.set_num_threads(1)) if kernels.numba else None
-            _pools[workers] = ThreadPoolExecutor(workers, "autotensor-conv", initializer=init)
-        return _pools[workers]

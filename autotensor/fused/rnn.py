@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ops
+from .. import blas_threads, ops
 from ..autograd import twin_backward
 from ..function import Function, fused_enabled
 from ..tensor import Tensor, _data
@@ -56,7 +56,8 @@ class LSTMCellFn(Function):
 
     def forward(self, xw, h, c, w_hh, b_hh, w_hh_t=None):
         H = h.shape[1]
-        act = np.matmul(h, _t(w_hh, w_hh_t)).astype(_dtype(xw, h, c, w_hh, b_hh), copy=False)
+        act = blas_threads.matmul(h, _t(w_hh, w_hh_t))
+        act = act.astype(_dtype(xw, h, c, w_hh, b_hh), copy=False)
         act += xw
         if b_hh is not None:
             act += b_hh
@@ -89,9 +90,9 @@ class LSTMCellFn(Function):
         d[:, H:2 * H] *= dc * c
         d[:, 2 * H:3 * H] *= dc * i
         d[:, 3 * H:] *= gh * tc
-        dh = d @ w_hh if self.needs_grad(1) else None
+        dh = blas_threads.matmul(d, w_hh) if self.needs_grad(1) else None
         dc_prev = dc * f if self.needs_grad(2) else None
-        dw = d.T @ h if self.needs_grad(3) else None
+        dw = blas_threads.matmul(d.T, h) if self.needs_grad(3) else None
         db = d.sum(axis=0) if b_hh is not None and self.needs_grad(4) else None
         return d, dh, dc_prev, dw, db
 
@@ -114,7 +115,8 @@ class GRUCellFn(Function):
 
     def forward(self, xw, h, w_hh, b_hh, w_hh_t=None):
         H = h.shape[1]
-        hw = np.matmul(h, _t(w_hh, w_hh_t)).astype(_dtype(xw, h, w_hh, b_hh), copy=False)
+        hw = blas_threads.matmul(h, _t(w_hh, w_hh_t))
+        hw = hw.astype(_dtype(xw, h, w_hh, b_hh), copy=False)
         if b_hh is not None:
             hw += b_hh
         with np.errstate(over="ignore"):
@@ -139,8 +141,8 @@ class GRUCellFn(Function):
         d[:, :2 * H] *= rz * (1 - rz)             # sigmoid' from the output: s (1 - s)
         dhw = d.copy()
         dhw[:, 2 * H:] *= r
-        dh = g * z + dhw @ w_hh if self.needs_grad(1) else None
-        dw = dhw.T @ h if self.needs_grad(2) else None
+        dh = g * z + blas_threads.matmul(dhw, w_hh) if self.needs_grad(1) else None
+        dw = blas_threads.matmul(dhw.T, h) if self.needs_grad(2) else None
         db = dhw.sum(axis=0) if b_hh is not None and self.needs_grad(3) else None
         return d, dh, dw, db
 

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from .. import blas_threads
 from ..function import Function, call, value
 
 # ---- binary ------------------------------------------------------------------------------------
@@ -96,7 +97,7 @@ class MatMul(Function):
 
     def forward(self, x, y):
         self.saved = (x, y)
-        return x @ y
+        return blas_threads.matmul(x, y)
 
     def backward(self, g):
         x, y = self.saved
@@ -110,8 +111,8 @@ class MatMul(Function):
             g2 = g2.reshape(g2.shape[:-1] + (1, g2.shape[-1]))
         if y.ndim == 1:
             g2 = g2.reshape(g2.shape + (1,))
-        gx = g2 @ _swap_last(y2) if self.needs_grad(0) else None
-        gy = _swap_last(x2) @ g2 if self.needs_grad(1) else None
+        gx = call(MatMul, g2, _swap_last(y2)) if self.needs_grad(0) else None
+        gy = call(MatMul, _swap_last(x2), g2) if self.needs_grad(1) else None
         if gx is not None and x.ndim == 1:
             gx = gx[..., 0, :]
         if gy is not None and y.ndim == 1:
