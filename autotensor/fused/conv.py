@@ -89,6 +89,9 @@ class Conv2dFn(Function):
         dcols = kernels.pooled_empty((N, K, P), cols.dtype) if need_x else None
         dx = np.empty((N, C, H, W), cols.dtype) if need_x else None
         wt = wb[:, :, :Kg].transpose(0, 2, 1)
+        # NOTE: with one output channel per group (depthwise) W[g].T @ g[n, g] is an outer
+        # product, the same values as a broadcast multiply, which numpy ran ~2x faster.
+        dcols_of = np.multiply if F == G else np.matmul
 
         def part(s):                  # one slice of the batch (conv_algorithms: the rule)
             n = s.stop - s.start
@@ -96,7 +99,7 @@ class Conv2dFn(Function):
                 np.matmul(cols[s].reshape(n, G, Kb, P), g4[s].transpose(0, 1, 3, 2),
                           out=gwt[s])
             if need_x:
-                np.matmul(wt, g4[s], out=dcols[s].reshape(n, G, Kg, P))
+                dcols_of(wt, g4[s], out=dcols[s].reshape(n, G, Kg, P))
                 kernels.col2im(dcols[s], C, H, W, HH, WW, stride, pad, Ho, Wo, out=dx[s])
         conv_algorithms.run(part, conv_algorithms.batch_slices(N, F, Kg, P))
         dw = db = None
