@@ -107,8 +107,9 @@ def test_exported_twins_and_fused_functions_take_the_public_arguments():
 @pytest.mark.parametrize("xs,ws,groups", [((2, 6, 5, 5), (6, 1, 3, 3), 6),
                                            ((2, 4, 5, 5), (6, 2, 3, 3), 2)])
 def test_grouped_conv2d_does_the_grouped_work_not_a_block_diagonal_conv(xs, ws, groups):
-    """The fused node holds w itself as (G, F/G, C/G*HH*WW) and columns of C*HH*WW rows per
-    sample: no (F, C, HH, WW) block-diagonal kernel (groups times the GEMM work) anywhere."""
+    """The fused node holds w itself as (F, C/G*HH*WW) (its GEMMs view it as (G, F/G, ...))
+    and columns of C*HH*WW rows per sample: no (F, C, HH, WW) block-diagonal kernel (groups
+    times the GEMM work) anywhere."""
     rng = np.random.default_rng(7)
     x, w, b = (at.Tensor(rng.standard_normal(s), requires_grad=True)
                for s in (xs, ws, (ws[0],)))
@@ -118,7 +119,7 @@ def test_grouped_conv2d_does_the_grouped_work_not_a_block_diagonal_conv(xs, ws, 
     cols, wb, bias = node.saved
     F, Cg, HH, WW = ws
     assert cols.shape == (xs[0], xs[1] * HH * WW, xs[2] * xs[3])
-    assert wb.shape == (groups, F // groups, Cg * HH * WW) and bias.shape == (F,)
+    assert wb.shape == (F, Cg * HH * WW) and bias.shape == (F,)
     out.backward(np.ones(out.shape))
     assert w.grad.shape == ws
     x = at.Tensor(rng.standard_normal((2, xs[1], 3, 3)), requires_grad=True)

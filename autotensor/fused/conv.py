@@ -22,8 +22,8 @@ class Conv2dFn(Function):
     (g = f // Fg, the group of output channel f; Cg = C / groups and Fg = F / groups.)
     Fused: im2col into pooled memory, then batched BLAS GEMMs; a large batch is cut into
     slices run on parallel threads (`conv_algorithms`, the rule). cols[n] is (K, P) with
-    K = C*HH*WW and P = Ho*Wo, viewed per group as (G, Kg, P), Kg = Cg*HH*WW, and W as
-    (G, Fg, Kg), so every GEMM result is already in its final memory order:
+    K = C*HH*WW and P = Ho*Wo, viewed per group as (G, Kg, P), Kg = Cg*HH*WW, and W (F, Kg)
+    as (G, Fg, Kg), so every GEMM result is already in its final memory order:
     out[n, g] = W[g] @ cols[n, g], dcols[n, g] = W[g].T @ g[n, g],
     dW[g] = (sum_n cols[n, g] @ g[n, g].T).T: each group reads only its own channels, the
     work of a plain conv divided by G (groups=1: one group, the plain conv).
@@ -45,10 +45,9 @@ class Conv2dFn(Function):
         dtype = np.result_type(x, w) if b is None else np.result_type(x, w, b)
         K, Kg, P = C * HH * WW, Cg * HH * WW, Ho * Wo
         ride = b is not None and G == 1           # the bias rides in the GEMM
-        wb = w.reshape(G, F // G, Kg)
-        if ride:
-            wb = np.concatenate([wb, b[None, :, None]], 2)
+        wb = np.concatenate([w.reshape(F, Kg), b[:, None]], 1) if ride else w.reshape(F, Kg)
         wb = wb.astype(dtype, copy=False)
+        wg = wb.reshape(G, F // G, wb.shape[1])        # a view: (G, Fg, Kg [+ 1])
         bias = None if b is None or ride else b.astype(dtype, copy=False)
         cols = kernels.pooled_empty((N, K + ride, P), dtype)
         if ride:
@@ -59,7 +58,7 @@ class Conv2dFn(Function):
         def part(s):                  # one slice of the batch (conv_algorithms: the rule)
             n = s.stop - s.start
             kernels.im2col(x[s], HH, WW, stride, pad, Ho, Wo, cols[s])
-            np.matmul(wb, cols[s].reshape(n, G, wb.shape[2], P),
+            np.matmul(wg, cols[s].reshape(n, G, wg.shape[2], P),
                       out=out[s].reshape(n, G, F // G, P))
             if bias is not None:
                 out[s] += bias[:, None]
@@ -77,7 +76,7 @@ class Conv2dFn(Function):
         (N, C, H, W), wshape, stride, pad, G = self.geometry
         F, _, HH, WW = wshape
         Ho, Wo = g.shape[2:]
-        K, Kb, P = C * HH * WW, wb.shape[2], Ho * Wo
+        K, Kb, P = C * HH * WW, wb.shape[1], Ho * Wo
         Kg = K // G
         g4 = g.reshape(N, G, F // G, P).astype(cols.dtype, copy=False)
         need_w = self.needs_grad(1) or (self.needs_grad(2) and bias is None)
@@ -88,7 +87,7 @@ class Conv2dFn(Function):
         gwt = kernels.pooled_empty((N, G, Kb, F // G), cols.dtype) if need_w else None
         dcols = kernels.pooled_empty((N, K, P), cols.dtype) if need_x else None
         dx = np.empty((N, C, H, W), cols.dtype) if need_x else None
-        wt = wb[:, :, :Kg].transpose(0, 2, 1)
+        wt = wb.reshape(G, F // G, Kb)[:, :, :Kg].transpose(0, 2, 1)
         # NOTE: with one output channel per group (depthwise) W[g].T @ g[n, g] is an outer
         # product, the same values as a broadcast multiply, which numpy ran ~2x faster.
         dcols_of = np.multiply if F == G else np.matmul
@@ -120,9 +119,9 @@ class Conv2dFn(Function):
         xshape, wshape, stride, pad, _ = self.geometry
         K, Kg = xshape[1] * int(np.prod(wshape[2:])), int(np.prod(wshape[1:]))
         x = _x_from_cols(cols[:, :K], xshape, wshape[2:], stride, pad)
-        b = wb[:, :, Kg].reshape(-1) if wb.shape[2] > Kg else bias
+        b = wb[:, Kg] if wb.shape[1] > Kg else bias
         b = None if b is None else self.graph_input(2, b)
-        return self.graph_input(0, x), self.graph_input(1, wb[:, :, :Kg].reshape(wshape)), b
+        return self.graph_input(0, x), self.graph_input(1, wb[:, :Kg].reshape(wshape)), b
 
 
 def _x_from_cols(cols, xshape, kernel, stride, pad):
