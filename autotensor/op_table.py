@@ -640,3 +640,19 @@ RNN_ROWS = [
         "no-bias", TIGHT, fused.gru_cell_composite),
 ]
 ROWS += RNN_ROWS
+
+# ---- grouped convolution: groups native in Conv2dFn / ConvTranspose2dFn (s10 groups) -----------
+# G = 2 and depthwise (G = C), with and without bias, stride 2, padding, dilation with groups;
+# every row checked fused == twin == numerical at first and second order.
+GROUPED_CONV_ROWS = [
+    conv_torch_row((2, 4, 6, 6), (4, 2, 3, 3), 1, 1, 1, 2),                   # G=2
+    conv_torch_row((2, 4, 7, 6), (6, 2, 3, 2), 2, (1, 0), 1, 2, bias=False),  # G=2, stride 2
+    conv_torch_row((2, 4, 7, 7), (4, 1, 3, 3), 2, 1, 1, 4),                   # depthwise
+    conv_torch_row((2, 3, 5, 6), (3, 1, 3, 3), 1, 1, 1, 3, bias=False),       # depthwise
+    conv_torch_row((1, 4, 8, 7), (4, 1, 2, 3), 1, 2, 2, 4),          # depthwise, dilation 2
+    conv_torch_row((2, 6, 8, 8), (6, 2, 3, 2), 2, 1, (2, 1), 3),     # G=3, dilated, stride 2
+    conv_torch_row((1, 3, 6, 6), (6, 1, 3, 3), 1, "same", 1, 3),     # channel multiplier 2
+    conv_transpose_row((2, 4, 3, 3), (4, 1, 3, 3), 2, 1, 1, 4),      # transposed depthwise
+    conv_transpose_row((1, 4, 3, 4), (4, 3, 2, 2), 2, 0, 0, 2, bias=False),   # transposed G=2
+]
+ROWS += GROUPED_CONV_ROWS

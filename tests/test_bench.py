@@ -33,6 +33,14 @@ def test_layers_quick_run_prints_fused_and_composite_rows():
     assert out.count("fused") >= 4 and out.count("composite") >= 4
 
 
+
+@pytest.mark.slow
+def test_conv_groups_prints_every_case():
+    out = run("conv_groups.py", "--repeats", "1", "--dtypes", "float32", "--no-twin")
+    for case in ("depthwise float32", "groups=2 float32", "groups=1 float32"):
+        assert case in out
+    assert out.count("fused") == 3
+
 # bench/peers.py's engine labels and the module each needs
 PEERS = {"pytorch": "torch", "jax-eager": "jax", "jax-jit": "jax", "tinygrad": "tinygrad",
          "mygrad": "mygrad", "autograd": "autograd"}

@@ -104,6 +104,31 @@ def test_exported_twins_and_fused_functions_take_the_public_arguments():
                                rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("xs,ws,groups", [((2, 6, 5, 5), (6, 1, 3, 3), 6),
+                                           ((2, 4, 5, 5), (6, 2, 3, 3), 2)])
+def test_grouped_conv2d_does_the_grouped_work_not_a_block_diagonal_conv(xs, ws, groups):
+    """The fused node holds w itself as (F, C/G*HH*WW) (its GEMMs view it as (G, F/G, ...))
+    and columns of C*HH*WW rows per sample: no (F, C, HH, WW) block-diagonal kernel (groups
+    times the GEMM work) anywhere."""
+    rng = np.random.default_rng(7)
+    x, w, b = (at.Tensor(rng.standard_normal(s), requires_grad=True)
+               for s in (xs, ws, (ws[0],)))
+    out = fused.conv2d(x, w, b, padding=1, groups=groups)
+    node = out._node
+    assert isinstance(node, fused.conv.Conv2dFn) and node.parents[1] is w
+    cols, wb, bias = node.saved
+    F, Cg, HH, WW = ws
+    assert cols.shape == (xs[0], xs[1] * HH * WW, xs[2] * xs[3])
+    assert wb.shape == (F, Cg * HH * WW) and bias.shape == (F,)
+    out.backward(np.ones(out.shape))
+    assert w.grad.shape == ws
+    x = at.Tensor(rng.standard_normal((2, xs[1], 3, 3)), requires_grad=True)
+    wt = at.Tensor(rng.standard_normal((xs[1], 2, 3, 3)), requires_grad=True)
+    out = fused.conv_transpose2d(x, wt, groups=groups)
+    assert isinstance(out._node, fused.conv_transpose.ConvTranspose2dFn)
+    assert out._node.parents[1] is wt and out.shape == (2, 2 * groups, 5, 5)
+
+
 # ---- max_pool2d --------------------------------------------------------------------------------
 @pytest.mark.parametrize("stride", [2, 1])
 def test_max_pool2d_ties_go_to_first_maximum(stride):

@@ -232,6 +232,39 @@ def test_batch_split_restores_blas_threads_and_raises_what_a_slice_raised():
     assert blas_threads.count() == before
 
 
+# ---- grouped conv2d: per-group GEMMs, in one piece and split over threads ---------------------
+def grouped_geometries(count, seed=3):
+    """conv_geometries' rows with G in 2..4 groups of 1-3 input and output channels each."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for (n, _, h, w), (_, _, kh, kw), stride, pad, bias in conv_geometries(count, seed):
+        g, cg, fg = (int(v) for v in rng.integers((2, 1, 1), (5, 4, 4)))
+        rows.append(((max(n, 2), g * cg, h, w), (g * fg, cg, kh, kw), stride, pad, bias, g))
+    return rows
+
+
+GROUPED = grouped_geometries(6)
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one-piece", "split"])
+@pytest.mark.parametrize("row", GROUPED, ids=lambda r: f"x{r[0]}w{r[1]}s{r[2]}p{r[3]}g{r[5]}")
+def test_grouped_conv2d_random_geometry(row, split, kernel_calls, monkeypatch):
+    """fused == twin (float64, float32) and == numerical, through both kernel sets, with the
+    batch in one piece and cut into slices on worker threads (conv_algorithms)."""
+    from autotensor.fused import blas_threads, conv_algorithms
+    if split:
+        monkeypatch.setattr(conv_algorithms, "SPLIT_MIN_MACS", 0)
+        monkeypatch.setattr(blas_threads, "available", lambda: True)
+        monkeypatch.setattr(blas_threads, "count", lambda: 2)
+    *geometry, groups = row
+    xs, ws, stride, pad, _ = geometry
+    fn = lambda *t: fused.conv2d(*t, stride=stride, padding=pad, groups=groups)   # noqa: E731
+    for dtype in DTYPES:
+        assert_agree(fused_and_twin(lambda: fn, conv_inputs(geometry, 10), dtype), dtype)
+    gradcheck_fused(fn, conv_inputs(geometry, 11))
+    assert kernel_calls["im2col"] and kernel_calls["col2im"]
+
+
 # ---- max_pool2d --------------------------------------------------------------------------------
 def pool_input(xs, seed):
     """Distinct values (no ties), so the numerical gradient is well defined."""

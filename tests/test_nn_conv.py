@@ -35,6 +35,9 @@ CONV = [  # x, w, stride, padding, dilation, groups
     ((2, 3, 11, 10), (2, 3, 3, 2), (3, 2), (2, 0), (2, 3), 1),
     ((1, 4, 9, 11), (4, 2, 2, 3), 2, 3, 2, 2),
     ((1, 1, 5, 5), (1, 1, 5, 5), 1, 0, 1, 1),                # kernel == input
+    ((3, 8, 10, 9), (8, 1, 3, 3), 2, (1, 2), 1, 8),          # depthwise, N=3, stride 2
+    ((2, 6, 9, 9), (9, 2, 3, 2), (1, 2), 2, 2, 3),           # G=3, dilated, strided
+    ((2, 4, 7, 7), (4, 2, 1, 1), 2, 0, 1, 2),                # G=2, 1x1, stride 2
 ]
 
 
@@ -192,6 +195,7 @@ def copy_params(ours, theirs):
 MODULES = [
     (lambda m: m.Conv2d(4, 6, 3, stride=2, padding=1, groups=2), (2, 4, 7, 7)),
     (lambda m: m.Conv2d(3, 4, (2, 3), padding="same", dilation=2, bias=False), (2, 3, 6, 7)),
+    (lambda m: m.Conv2d(4, 4, 3, stride=2, padding=1, groups=4), (2, 4, 7, 7)),   # depthwise
     (lambda m: m.ConvTranspose2d(4, 6, 4, stride=2, padding=1, groups=2), (2, 4, 3, 3)),
     (lambda m: m.ConvTranspose2d(3, 2, 3, stride=2, output_padding=1, dilation=2), (1, 3, 4, 3)),
     (lambda m: m.MaxPool2d(3, 2, padding=1, ceil_mode=True), (2, 3, 8, 7)),

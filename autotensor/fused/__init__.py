@@ -23,7 +23,7 @@ from .avg_pool import adaptive_avg_pool2d as _adaptive_avg_pool2d
 from .avg_pool import avg_pool2d as _avg_pool2d
 from .batchnorm import batch_norm_composite, batch_norm_fused
 from .conv import conv2d_composite, conv2d_fused
-from .conv_groups import dilate_kernel, grouped
+from .conv_groups import dilate_kernel
 from .conv_transpose import conv_transpose2d_composite, conv_transpose2d_fused
 from .pool import adaptive_max_pool2d as _adaptive_max_pool2d
 from .pool import (
@@ -73,8 +73,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
                                             else np.shape(_data(bias)), stride_hw, padding,
                                             dilation=dilation, groups=groups)
     core = conv2d_fused if fused_enabled() else conv2d_composite
-    out = grouped(core, x, dilate_kernel(weight, dilation), bias, int(groups), stride=stride,
-                  pad=padding)
+    out = core(x, dilate_kernel(weight, dilation), bias, stride, padding, int(groups))
     return _unbatched(out, unbatched)
 
 
