@@ -251,7 +251,8 @@ GROUPED = grouped_geometries(6)
 def test_grouped_conv2d_random_geometry(row, split, kernel_calls, monkeypatch):
     """fused == twin (float64, float32) and == numerical, through both kernel sets, with the
     batch in one piece and cut into slices on worker threads (conv_algorithms)."""
-    from autotensor.fused import blas_threads, conv_algorithms
+    from autotensor import blas_threads
+    from autotensor.fused import conv_algorithms
     if split:
         monkeypatch.setattr(conv_algorithms, "SPLIT_MIN_MACS", 0)
         monkeypatch.setattr(blas_threads, "available", lambda: True)
