@@ -153,11 +153,12 @@ class _Worker:
     def _loop(self):
         while True:
             self._go.acquire()
-            fn, arg = self._task
             try:
-                fn(arg)
+                self._task[0](self._task[1])
             except BaseException as e:      # handed to the caller, raised there
                 self._error = e
+            # NOTE: nothing of the task may stay referenced while the thread waits: a part
+            # holds views of the conv's pooled columns, which are reused only once unviewed.
             self._task = None
             self._done.release()
 
