@@ -2,6 +2,7 @@
 
 from . import creation, functional, memory, ops
 from .autograd import detect_anomaly, grad
+from .blas_threads import get_num_threads, set_num_threads
 from .creation import *  # noqa: F403  (zeros, ones, arange, randn, ...: see creation.__all__)
 from .function import (
     Function,
@@ -33,4 +34,5 @@ __all__ = ["Tensor", "tensor", "Function", "no_grad", "enable_grad", "set_grad_e
            "is_grad_enabled", "use_fused", "fused_enabled", "detect_anomaly", "grad",
            "gradcheck", "gradgradcheck", "functional", "manual_seed", "seed", "initial_seed",
            "get_rng_state", "set_rng_state", "default_generator", "save", "load",
+           "set_num_threads", "get_num_threads",
            *creation.__all__, *ops.__all__, *ops.NO_GRAD]

@@ -41,6 +41,8 @@ import threading
 
 import numpy as np
 
+from . import validate
+
 # (getter, setter) name pairs: numpy's own wheels first (scipy-openblas, 64-bit ints), then
 # a plain OpenBLAS build.
 _NAMES = [("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
@@ -109,6 +111,31 @@ def single_threaded():
             yield
         finally:
             put(before)
+
+
+def set_num_threads(num):
+    """PyTorch's `torch.set_num_threads`: how many threads autotensor's CPU work uses. Sets
+    numpy's OpenBLAS (process-wide) and numba's kernels in the calling thread (numba's count
+    is per thread; at most its NUMBA_NUM_THREADS). Conv batch slices and matmul blocks follow
+    the BLAS count. 1 keeps autotensor on one core: the remedy when other processes load
+    the machine (docs/performance.md, "BLAS threads")."""
+    num = validate.size("set_num_threads", "num", num)
+    if _FUNCS is not None:
+        with _lock:
+            _FUNCS[1](num)
+    # at call time: autotensor.fused imports modules that import this one
+    from .fused import kernels
+    if kernels.numba is not None:
+        kernels.numba.set_num_threads(min(num, kernels.numba.config.NUMBA_NUM_THREADS))
+
+
+def get_num_threads():
+    """PyTorch's `torch.get_num_threads`: numpy's BLAS thread count, or numba's in this thread
+    where numpy's BLAS cannot be read."""
+    if _FUNCS is not None:
+        return count()
+    from .fused import kernels
+    return kernels.numba.get_num_threads() if kernels.numba is not None else 1
 
 
 def run(part, slices):

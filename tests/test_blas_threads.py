@@ -119,3 +119,32 @@ def test_a_worker_keeps_no_reference_to_its_last_task():
     del part, held
     gc.collect()
     assert alive() is None
+
+
+def test_set_num_threads_sets_blas_and_numba_and_ops_still_agree():
+    from autotensor.fused import kernels
+    before = at.get_num_threads()
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((3, 2, 6, 6)), rng.standard_normal((4, 2, 3, 3))
+    from autotensor.nn import functional as F
+    want = F.conv2d(at.Tensor(x), at.Tensor(w), padding=1).data
+    try:
+        at.set_num_threads(1)
+        if blas_threads.available():
+            assert at.get_num_threads() == blas_threads.count() == 1
+        if kernels.numba is not None:
+            assert kernels.numba.get_num_threads() == 1
+        got = F.conv2d(at.Tensor(x), at.Tensor(w), padding=1).data
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+        at.set_num_threads(np.int64(before))          # numpy integers are integers too
+        assert at.get_num_threads() == before
+    finally:
+        at.set_num_threads(before)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2", None])
+def test_set_num_threads_refuses_what_is_not_a_positive_integer(bad):
+    before = at.get_num_threads()
+    with pytest.raises(ValueError, match=r"set_num_threads: num must be an integer >= 1, got"):
+        at.set_num_threads(bad)
+    assert at.get_num_threads() == before
