@@ -82,7 +82,11 @@ def test_matmul_shape_errors_are_numpys():
         blas_threads.matmul(np.ones((2, 2, 3)), np.ones((3, 3, 2)))
 
 
-def test_run_restores_blas_threads_and_raises_what_a_slice_raised():
+@pytest.mark.parametrize("runner", ["blas_threads", "conv_algorithms"])
+def test_run_restores_blas_threads_and_raises_what_a_slice_raised(runner):
+    """Both runners: blas_threads.run, and the conv batch slices' wrapper around it."""
+    from autotensor.fused import conv_algorithms
+    run = {"blas_threads": blas_threads.run, "conv_algorithms": conv_algorithms.run}[runner]
     before = blas_threads.count()
     seen = []
 
@@ -91,7 +95,7 @@ def test_run_restores_blas_threads_and_raises_what_a_slice_raised():
         if s.start == 2:
             raise RuntimeError("slice failed")
     with pytest.raises(RuntimeError, match="slice failed"):
-        blas_threads.run(part, blas_threads.split(6, 3))
+        run(part, blas_threads.split(6, 3))
     assert sorted(seen) == [(0, 1), (2, 1), (4, 1)] if blas_threads.available() else seen
     assert blas_threads.count() == before
 

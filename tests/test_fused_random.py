@@ -216,22 +216,6 @@ def test_batch_split_works_in_a_forked_child(batch_split, monkeypatch):
     assert batch_split == [3]                          # the parent split too
 
 
-def test_batch_split_restores_blas_threads_and_raises_what_a_slice_raised():
-    from autotensor import blas_threads
-    from autotensor.fused import conv_algorithms
-    before = blas_threads.count()
-    seen = []
-
-    def part(s):
-        seen.append((s.start, blas_threads.count()))
-        if s.start == 2:
-            raise RuntimeError("slice failed")
-    with pytest.raises(RuntimeError, match="slice failed"):
-        conv_algorithms.run(part, [slice(0, 2), slice(2, 4), slice(4, 6)])
-    assert sorted(seen) == [(0, 1), (2, 1), (4, 1)] if blas_threads.available() else seen
-    assert blas_threads.count() == before
-
-
 # ---- grouped conv2d: per-group GEMMs, in one piece and split over threads ---------------------
 def grouped_geometries(count, seed=3):
     """conv_geometries' rows with G in 2..4 groups of 1-3 input and output channels each."""
